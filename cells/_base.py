@@ -1,0 +1,274 @@
+"""The frame every cell shares: torch's constructor, parameter layout, initialisation and time loop.
+
+A cell family (RNN, LSTM, GRU) subclasses `Recurrent` and supplies three things:
+- `FLAGS`: its ablation flags, each with a default (the standard cell) and the allowed values;
+- `make_layout(flags)`: which weight blocks and peepholes those flags leave, refusing contradictions;
+- `_prepare(k, x)`: layer k's input projection for every step and the step function.
+Everything else (argument checks, parameters, init, layers, batch_first, unbatched input,
+dropout between layers, initial states) lives here once.
+"""
+import math
+import numbers
+from typing import Callable, NamedTuple
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+from torch.nn.utils.rnn import PackedSequence
+
+INITS = ("default", "orthogonal", "identity", "chrono")
+INIT_FLAGS = {"init", "t_max", "forget_bias"}  # flags that set starting values, not equations
+
+
+class Layout(NamedTuple):
+    """What a set of flags leaves of a cell: the shape of its parameters and what init touches."""
+
+    blocks: tuple[str, ...]  # weight blocks, in weight_ih / weight_hh / bias row order, H rows each
+    peepholes: tuple[str, ...] = ()  # gates with a diagonal weight on c: the rows of weight_ch
+    chrono: tuple[tuple[str, float], ...] = ()  # (block, sign): chrono writes sign * log U[1, t_max-1]
+
+
+class Flag(NamedTuple):
+    default: object
+    allowed: tuple  # the allowed values; a type in it admits any value of that type
+
+
+def flag_error(cell: str, message: str) -> ValueError:
+    return ValueError(f"{cell}: {message}")
+
+
+COMMON_FLAGS = {
+    "init": Flag("default", INITS),  # 'orthogonal' | 'identity' set each HxH block of weight_hh
+    "t_max": Flag(None, (None, numbers.Real)),  # chrono's longest expected dependency, > 2
+}
+
+
+def _is_allowed(value, allowed) -> bool:
+    for a in allowed:
+        if isinstance(a, type):
+            if isinstance(value, a) and not isinstance(value, bool):
+                return True
+        elif type(value) is type(a) and value == a or (value is None and a is None):
+            return True
+    return False
+
+
+def _describe(allowed) -> str:
+    return " | ".join("a number" if isinstance(a, type) else repr(a) for a in allowed)
+
+
+def _check_size(name: str, value, minimum: int = 1) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
+
+
+class Recurrent(nn.Module):
+    """torch.nn.RNNBase's interface over our own time loop; see RNN, LSTM and GRU."""
+
+    FLAGS: dict[str, Flag] = {}
+    TORCH_FLAGS: tuple[str, ...] = ()  # flags torch's own module takes too (RNN's nonlinearity)
+    n_states = 1  # tensors in the recurrent state: h (RNN, GRU) or h, c (LSTM)
+
+    def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
+                 dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, **flags):
+        super().__init__()
+        name = type(self).__name__
+        _check_size("input_size", input_size)
+        _check_size("hidden_size", hidden_size)
+        _check_size("num_layers", num_layers)
+        for arg, value in (("bias", bias), ("batch_first", batch_first)):
+            if not isinstance(value, bool):
+                raise ValueError(f"{arg}={value!r} is not valid; allowed: True | False")
+        if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
+            raise ValueError(f"dropout={dropout!r} is not valid; allowed: a number in [0, 1]")
+        if bidirectional is not False:
+            raise ValueError(f"bidirectional={bidirectional!r} is not supported by cells.{name}; "
+                             f"allowed: False (use torch.nn.{name} for a bidirectional layer)")
+        if proj_size != 0:
+            raise ValueError(f"proj_size={proj_size!r} is not supported by cells.{name}; allowed: 0")
+        self.flags = self.resolve_flags(flags)
+        self.layout = self.make_layout(self.flags)
+        self._check_init(self.flags, self.layout, bias)
+        for flag, value in self.flags.items():
+            setattr(self, flag, value)
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.proj_size = False, 0
+
+        gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
+        for k in range(num_layers):
+            width = input_size if k == 0 else hidden_size
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(gh, width, **factory)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gh, hidden_size, **factory)))
+            if bias:
+                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gh, **factory)))
+                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(gh, **factory)))
+            if self.layout.peepholes:
+                rows = len(self.layout.peepholes)
+                self.register_parameter(f"weight_ch_l{k}", nn.Parameter(torch.empty(rows, hidden_size, **factory)))
+        self.reset_parameters()
+
+    # ---- flags -------------------------------------------------------------------------------
+    @classmethod
+    def resolve_flags(cls, flags: dict) -> dict:
+        """Defaults filled in, every name and value checked; contradictions are make_layout's."""
+        for flag in flags:
+            if flag not in cls.FLAGS:
+                raise TypeError(f"cells.{cls.__name__} has no flag {flag!r}; "
+                                f"its flags are: {', '.join(cls.FLAGS)}")
+        resolved = {flag: flags.get(flag, spec.default) for flag, spec in cls.FLAGS.items()}
+        for flag, value in resolved.items():
+            if not _is_allowed(value, cls.FLAGS[flag].allowed):
+                raise ValueError(f"cells.{cls.__name__}: {flag}={value!r} is not valid; "
+                                 f"allowed: {_describe(cls.FLAGS[flag].allowed)}")
+        return resolved
+
+    @classmethod
+    def make_layout(cls, flags: dict) -> Layout:
+        raise NotImplementedError
+
+    @classmethod
+    def _check_init(cls, flags: dict, layout: Layout, bias: bool) -> None:
+        name, init, t_max = f"cells.{cls.__name__}", flags["init"], flags["t_max"]
+        if init == "chrono":
+            if t_max is None or not t_max > 2:
+                raise ValueError(f"{name}: init='chrono' needs t_max=, a number > 2 (got {t_max!r})")
+            if not layout.chrono:
+                raise ValueError(f"{name}: init='chrono' needs a gate that keeps the state, "
+                                 f"which these flags remove; allowed inits: 'default' | 'orthogonal' | 'identity'")
+            if not bias:
+                raise ValueError(f"{name}: init='chrono' writes gate biases and needs bias=True")
+        elif t_max is not None:
+            raise ValueError(f"{name}: t_max={t_max!r} is only used by init='chrono' (init={init!r})")
+        if not bias and flags.get("forget_bias") is not None:
+            raise ValueError(f"{name}: forget_bias sets a bias and needs bias=True")
+
+    def extra_repr(self) -> str:
+        changed = [f"{k}={v!r}" for k, v in self.flags.items() if v != self.FLAGS[k].default]
+        return ", ".join([f"{self.input_size}, {self.hidden_size}", f"num_layers={self.num_layers}",
+                          f"bias={self.bias}", f"batch_first={self.batch_first}",
+                          f"dropout={self.dropout}", *changed])
+
+    def to_torch(self) -> nn.RNNBase | None:
+        """torch's own module computing the same function, with a copy of these weights; None
+        where a flag changes an equation that torch's module does not have."""
+        changed = {k for k, v in self.flags.items() if v != self.FLAGS[k].default}
+        if changed - INIT_FLAGS - set(self.TORCH_FLAGS):
+            return None
+        p = next(self.parameters())
+        twin = getattr(nn, type(self).__name__)(
+            self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
+            batch_first=self.batch_first, dropout=self.dropout, device=p.device, dtype=p.dtype,
+            **{k: self.flags[k] for k in self.TORCH_FLAGS})
+        twin.load_state_dict(self.state_dict())
+        return twin.train(self.training)
+
+    # ---- parameters --------------------------------------------------------------------------
+    def _params(self, k: int):
+        """Layer k's (weight_ih, weight_hh, bias_ih, bias_hh, weight_ch); absent ones are None."""
+        get = lambda n: getattr(self, f"{n}_l{k}", None)  # noqa: E731
+        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_ch")
+
+    @property
+    def all_weights(self) -> list[list[nn.Parameter]]:
+        return [[p for p in self._params(k) if p is not None] for k in range(self.num_layers)]
+
+    def flatten_parameters(self) -> None:
+        """torch's cuDNN weight packing; our parameters are used as they are, so nothing to do."""
+
+    def _block(self, tensor: torch.Tensor, block: str) -> torch.Tensor:
+        """The H rows of `tensor` (weight or bias) that belong to `block`."""
+        j, h = self.layout.blocks.index(block), self.hidden_size
+        return tensor[j * h:(j + 1) * h]
+
+    @torch.no_grad()
+    def set_gate_bias(self, k: int, block: str, value) -> None:
+        """Make the effective bias of `block` in layer k exactly `value`: bias_ih = value, bias_hh = 0."""
+        _, _, b_ih, b_hh, _ = self._params(k)
+        self._block(b_ih, block).copy_(torch.as_tensor(value, dtype=b_ih.dtype))
+        self._block(b_hh, block).zero_()
+
+    @torch.no_grad()
+    def reset_parameters(self) -> None:
+        """torch's U(-1/sqrt(H), 1/sqrt(H)) for every parameter, then what `init` changes."""
+        bound, h = 1.0 / math.sqrt(self.hidden_size), self.hidden_size
+        for p in self.parameters():
+            nn.init.uniform_(p, -bound, bound)
+        for k in range(self.num_layers):
+            _, w_hh, b_ih, b_hh, _ = self._params(k)
+            for block in w_hh.split(h):  # each (H, H)
+                if self.init == "orthogonal":
+                    nn.init.orthogonal_(block)
+                elif self.init == "identity":
+                    block.copy_(torch.eye(h, dtype=block.dtype, device=block.device))
+            if self.init == "identity" and b_ih is not None:
+                b_ih.zero_()
+                b_hh.zero_()
+            if self.init == "chrono":  # Tallec & Ollivier 2018: keep-gate bias log U[1, t_max - 1]
+                u = torch.empty(h, dtype=torch.float64).uniform_(1.0, self.t_max - 1).log()
+                for block, sign in self.layout.chrono:
+                    self.set_gate_bias(k, block, sign * u)
+
+    # ---- forward -----------------------------------------------------------------------------
+    def _prepare(self, k: int, x: torch.Tensor) -> tuple[Callable, torch.Tensor]:
+        """Layer k on x (T, B, I): (step, xw) with xw (T, B, G*H) and step(xw_t, state) -> state."""
+        raise NotImplementedError
+
+    def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
+        """hx as a tuple of n_states tensors of shape (L, B, H); zeros when hx is None."""
+        shape = (self.num_layers, x.size(1), self.hidden_size)
+        if hx is None:
+            return tuple(x.new_zeros(shape) for _ in range(self.n_states))
+        states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
+        if len(states) != self.n_states or not all(isinstance(s, torch.Tensor) for s in states):
+            what = "a tuple (h_0, c_0)" if self.n_states > 1 else "a tensor h_0"
+            raise ValueError(f"cells.{type(self).__name__}: hx must be {what}")
+        want = shape[::2] if unbatched else shape
+        for s in states:
+            if tuple(s.shape) != want:
+                raise ValueError(f"cells.{type(self).__name__}: expected hidden state of shape "
+                                 f"{want}, got {tuple(s.shape)}")
+        return tuple(s.unsqueeze(1) for s in states) if unbatched else states
+
+    def forward(self, input: torch.Tensor, hx=None):
+        """input (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); hx (L, B, H) or
+        (L, H), a tuple (h_0, c_0) for the LSTM. Returns (output, h_n) like torch."""
+        name = type(self).__name__
+        if isinstance(input, PackedSequence):
+            raise TypeError(f"cells.{name} does not take a PackedSequence; pad the batch instead")
+        if input.dim() not in (2, 3) or input.size(-1) != self.input_size:
+            raise ValueError(f"cells.{name}: expected input of shape (T, B, {self.input_size}), "
+                             f"(B, T, {self.input_size}) with batch_first or (T, {self.input_size}), "
+                             f"got {tuple(input.shape)}")
+        unbatched = input.dim() == 2
+        if unbatched:
+            x = input.unsqueeze(1)
+        else:
+            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+        state = self._initial_state(hx, x, unbatched)
+        finals = []
+        for k in range(self.num_layers):
+            if k > 0 and self.dropout > 0:
+                x = F.dropout(x, self.dropout, self.training)
+            x, last = self._run_layer(k, x, tuple(s[k] for s in state))
+            finals.append(last)
+        final = tuple(torch.stack(per_layer) for per_layer in zip(*finals))  # each (L, B, H)
+        if unbatched:
+            x, final = x.squeeze(1), tuple(s.squeeze(1) for s in final)
+        elif self.batch_first:
+            x = x.transpose(0, 1)
+        return x, (final if self.n_states > 1 else final[0])
+
+    def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """The one time loop: x (T, B, I) -> outputs (T, B, H) and the last state."""
+        step, xw = self._prepare(k, x)
+        outputs = []
+        for xw_t in xw.unbind(0):  # unbind, not xw[t]: its backward is one stack, not T scatters
+            state = step(xw_t, state)
+            outputs.append(state[0])
+        return torch.stack(outputs), state
+
+
+def gate_mul(gate, value: torch.Tensor) -> torch.Tensor:
+    """gate ⊙ value, where a removed gate (None) is the constant 1."""
+    return value if gate is None else gate * value

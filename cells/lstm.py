@@ -1,0 +1,97 @@
+"""The LSTM and its ablations (Greff et al. 2017, "LSTM: A Search Space Odyssey").
+
+Standard cell, torch's gate order i, f, g, o (g is the seed's input activation z):
+    i, f, o = σ(W_i/f/o [x_t, h_{t-1}] + b)     g = tanh(W_g [x_t, h_{t-1}] + b)
+    c_t = f ⊙ c_{t-1} + i ⊙ g                   h_t = o ⊙ tanh(c_t)
+"""
+import numbers
+
+import torch
+from torch.nn import functional as F
+
+from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
+
+ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda v: v}
+BOOL = (True, False)
+
+
+class LSTM(Recurrent):
+    """Drop-in for torch.nn.LSTM; forward(input, (h_0, c_0)) -> (output, (h_n, c_n)).
+
+    Flags (defaults give the standard cell; a removed gate's block leaves the parameters):
+        input_gate=True           # False: i = 1 (NIG)
+        forget_gate=True          # False: f = 1, the 1997 LSTM (NFG)
+        output_gate=True          # False: o = 1 (NOG)
+        input_activation='tanh'   # 'identity': g = W_g [x, h] + b (NIAF)
+        output_activation='tanh'  # 'identity': h = o ⊙ c (NOAF)
+        peepholes=False           # True: i, f see p ⊙ c_{t-1}, o sees p ⊙ c_t; weight_ch_l{k} (P, H)
+                                  #   with one row for each of i, f, o that has its own block
+        coupled_gates=False       # True: i = 1 - f (CIFG), the LSTM analogue of GRU's z / 1 - z tie
+        forget_bias=None          # a number b: forget bias_ih = b, bias_hh = 0, so the effective bias is b
+        init='default'            # 'orthogonal' | 'identity' | 'chrono' (f bias log U[1, t_max-1], i = -f)
+        t_max=None                # chrono's longest expected dependency
+    """
+
+    FLAGS = {
+        "input_gate": Flag(True, BOOL),
+        "forget_gate": Flag(True, BOOL),
+        "output_gate": Flag(True, BOOL),
+        "input_activation": Flag("tanh", tuple(ACTIVATIONS)),
+        "output_activation": Flag("tanh", tuple(ACTIVATIONS)),
+        "peepholes": Flag(False, BOOL),
+        "coupled_gates": Flag(False, BOOL),
+        "forget_bias": Flag(None, (None, numbers.Real)),
+        **COMMON_FLAGS,
+    }
+    n_states = 2
+
+    @classmethod
+    def make_layout(cls, flags: dict) -> Layout:
+        err = lambda msg: flag_error("cells.LSTM", msg)  # noqa: E731
+        if flags["coupled_gates"] and not flags["input_gate"]:
+            raise err("coupled_gates=True sets i = 1 - f and contradicts input_gate=False (i = 1)")
+        if flags["coupled_gates"] and not flags["forget_gate"]:
+            raise err("coupled_gates=True needs the forget gate (i = 1 - f); it contradicts forget_gate=False")
+        if flags["forget_bias"] is not None and not flags["forget_gate"]:
+            raise err("forget_bias sets the forget gate's bias and contradicts forget_gate=False")
+        if flags["forget_bias"] is not None and flags["init"] == "chrono":
+            raise err("forget_bias and init='chrono' both set the forget bias; choose one")
+        own_i = flags["input_gate"] and not flags["coupled_gates"]
+        has = {"i": own_i, "f": flags["forget_gate"], "g": True, "o": flags["output_gate"]}
+        blocks = tuple(b for b in "ifgo" if has[b])
+        peepholes = tuple(b for b in "ifo" if has[b]) if flags["peepholes"] else ()
+        if flags["peepholes"] and not peepholes:
+            raise err("peepholes=True needs at least one of the input, forget and output gates")
+        chrono = (("f", 1.0), ("i", -1.0)) if own_i else (("f", 1.0),)
+        return Layout(blocks, peepholes, chrono if has["f"] else ())
+
+    def reset_parameters(self) -> None:
+        super().reset_parameters()
+        if self.forget_bias is not None:
+            for k in range(self.num_layers):
+                self.set_gate_bias(k, "f", self.forget_bias)
+
+    def _prepare(self, k, x):
+        w_ih, w_hh, b_ih, b_hh, w_ch = self._params(k)
+        xw = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, G*H), both biases
+        blocks, w_hh_t = self.layout.blocks, w_hh.t()
+        peep = dict(zip(self.layout.peepholes, w_ch)) if w_ch is not None else {}  # gate -> (H,)
+        act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
+        coupled = self.coupled_gates
+
+        def step(xw_t, state):
+            h, c = state  # (B, H) each
+            pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
+
+            def gate(name, cell):  # σ(pre + p ⊙ cell), or None (= 1) for a removed gate
+                if name not in pre:
+                    return None
+                return torch.sigmoid(pre[name] + peep[name] * cell if name in peep else pre[name])
+
+            f = gate("f", c)
+            i = 1 - f if coupled else gate("i", c)
+            c = gate_mul(f, c) + gate_mul(i, act_in(pre["g"]))
+            h = gate_mul(gate("o", c), act_out(c))
+            return h, c
+
+        return step, xw

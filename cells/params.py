@@ -1,0 +1,45 @@
+"""Parameter counts in closed form, without building a module, and parameter matching."""
+from ._base import Recurrent, _check_size
+from .gru import GRU
+from .lstm import LSTM
+from .rnn import RNN
+
+CELLS: dict[str, type[Recurrent]] = {"rnn": RNN, "lstm": LSTM, "gru": GRU}
+
+
+def _cell_class(cell) -> type[Recurrent]:
+    if isinstance(cell, type) and issubclass(cell, Recurrent):
+        return cell
+    if isinstance(cell, str) and cell.lower() in CELLS:
+        return CELLS[cell.lower()]
+    raise ValueError(f"cell={cell!r} is not valid; allowed: {' | '.join(map(repr, CELLS))} or one of their classes")
+
+
+def count_params(cell, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 **flags) -> int:
+    """Recurrent parameters of `cell` with `flags`: per layer G·(H·(I+H) + 2H) + P·H, where G is the
+    number of weight blocks the flags leave (1, 4, 3 for the standard RNN, LSTM, GRU), P the
+    peephole rows, and I the input size of layer 0 and H above it. Flags are checked as the
+    constructor checks them."""
+    cls = _cell_class(cell)
+    for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
+        _check_size(name, value)
+    resolved = cls.resolve_flags(flags)
+    layout = cls.make_layout(resolved)
+    cls._check_init(resolved, layout, bias)
+    G, P, H = len(layout.blocks), len(layout.peepholes), hidden_size
+    widths = [input_size] + [H] * (num_layers - 1)
+    return sum(G * (H * (width + H) + 2 * H * bias) + P * H for width in widths)
+
+
+def match_hidden_size(cell, target_params: int, input_size: int, num_layers: int = 1, **flags) -> int:
+    """The hidden size whose count_params is closest to target_params (the smaller on a tie)."""
+    _check_size("target_params", target_params)
+    count = lambda h: count_params(cell, input_size, h, num_layers, **flags)  # noqa: E731
+    lo, hi = 1, 1
+    while count(hi) < target_params:  # the count grows strictly with H: double, then bisect
+        lo, hi = hi, hi * 2
+    while hi - lo > 1:
+        mid = (lo + hi) // 2
+        lo, hi = (mid, hi) if count(mid) < target_params else (lo, mid)
+    return min((lo, hi), key=lambda h: (abs(count(h) - target_params), h))

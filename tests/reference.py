@@ -1,0 +1,120 @@
+"""A slow reference written from MISSION.md's equations, independent of cells/'s code.
+
+It reads the parameters by torch's names and the block order that MISSION.md section 3 fixes
+(LSTM i, f, g, o; GRU r, z, n, then i when untied; MGU f, n), computes every gate as the seed
+writes it, W [x_t, h_{t-1}] + b, one sample-free batch step at a time, and stacks the layers.
+"""
+import torch
+
+LSTM_DEFAULTS = dict(input_gate=True, forget_gate=True, output_gate=True, input_activation="tanh",
+                     output_activation="tanh", peepholes=False, coupled_gates=False)
+GRU_DEFAULTS = dict(reset_after=True, reset_gate=True, update_gate=True, tied_gates=True, minimal=False)
+
+
+def expected_blocks(family: str, flags: dict) -> tuple[str, ...]:
+    """The weight blocks MISSION.md's parameter layout gives these flags, in order."""
+    if family == "rnn":
+        return ("h",)
+    if family == "lstm":
+        f = {**LSTM_DEFAULTS, **flags}
+        own_i = f["input_gate"] and not f["coupled_gates"]
+        return tuple(b for b, keep in zip("ifgo", (own_i, f["forget_gate"], True, f["output_gate"])) if keep)
+    f = {**GRU_DEFAULTS, **flags}
+    if f["minimal"]:
+        return ("f", "n")
+    return tuple(b for b, keep in zip("rzni", (f["reset_gate"], f["update_gate"], True, not f["tied_gates"]))
+                 if keep)
+
+
+def expected_peepholes(flags: dict) -> tuple[str, ...]:
+    if not flags.get("peepholes"):
+        return ()
+    return tuple(g for g in "ifo" if g in expected_blocks("lstm", flags))
+
+
+def _layer_params(cell, k: int, blocks):
+    """block -> (W (H, I+H) acting on [x, h], b_ih (H,), b_hh (H,)); plus peephole rows."""
+    H = cell.hidden_size
+    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}"), getattr(cell, f"weight_hh_l{k}")
+    zero = w_ih.new_zeros(len(blocks) * H)
+    b_ih, b_hh = getattr(cell, f"bias_ih_l{k}", zero), getattr(cell, f"bias_hh_l{k}", zero)
+    rows = lambda t, j: t[j * H:(j + 1) * H]  # noqa: E731
+    P = {b: (torch.cat([rows(w_ih, j), rows(w_hh, j)], 1), rows(b_ih, j), rows(b_hh, j))
+         for j, b in enumerate(blocks)}
+    w_ch = getattr(cell, f"weight_ch_l{k}", None)
+    return P, w_ch
+
+
+def _sig(v):
+    return 1 / (1 + torch.exp(-v))
+
+
+def lstm_step(P, peep, x, h, c, f):
+    xh = torch.cat([x, h], -1)
+    pre = lambda g: xh @ P[g][0].T + P[g][1] + P[g][2]  # noqa: E731  W [x, h] + b
+    eye = lambda g, cell: peep[g] * cell if g in peep else 0  # noqa: E731  diagonal peephole
+    forget = _sig(pre("f") + eye("f", c)) if f["forget_gate"] else 1
+    if f["coupled_gates"]:
+        inp = 1 - forget
+    else:
+        inp = _sig(pre("i") + eye("i", c)) if f["input_gate"] else 1
+    z = torch.tanh(pre("g")) if f["input_activation"] == "tanh" else pre("g")
+    c_new = forget * c + inp * z
+    out = _sig(pre("o") + eye("o", c_new)) if f["output_gate"] else 1
+    h_new = out * (torch.tanh(c_new) if f["output_activation"] == "tanh" else c_new)
+    return h_new, c_new
+
+
+def gru_step(P, x, h, f):
+    xh = torch.cat([x, h], -1)
+    gate = lambda g: _sig(xh @ P[g][0].T + P[g][1] + P[g][2])  # noqa: E731
+    I = x.shape[-1]
+    W_n, b_in, b_hn = P["n"]
+    W_in, W_hn = W_n[:, :I], W_n[:, I:]
+    if f["minimal"]:  # MGU: one gate f; r = f, z = 1 - f
+        r = gate("f")
+        z = 1 - r
+    else:
+        r = gate("r") if f["reset_gate"] else 1
+        z = gate("z") if f["update_gate"] else None
+    if f["reset_after"]:
+        n = torch.tanh(x @ W_in.T + b_in + r * (h @ W_hn.T + b_hn))
+    else:  # the seed: h' = tanh(W [x, r ⊙ h] + b)
+        n = torch.tanh(torch.cat([x, r * h], -1) @ W_n.T + b_in + b_hn)
+    if not f["tied_gates"]:
+        return z * h + gate("i") * n
+    if z is None:
+        return n
+    seed_z = 1 - z  # the seed's z admits the new state: h_t = (1 - z) ⊙ h_{t-1} + z ⊙ h'
+    return (1 - seed_z) * h + seed_z * n
+
+
+def reference_forward(cell, x, hx=None):
+    """x (T, B, I) -> output (T, B, H) and final states [(L, B, H), ...], as the equations say."""
+    family, flags = type(cell).__name__.lower(), cell.flags
+    L, H, B = cell.num_layers, cell.hidden_size, x.shape[1]
+    n_states = 2 if family == "lstm" else 1
+    if hx is None:
+        hx = tuple(x.new_zeros(L, B, H) for _ in range(n_states))
+    elif isinstance(hx, torch.Tensor):
+        hx = (hx,)
+    blocks = expected_blocks(family, flags)
+    finals = []
+    for k in range(L):
+        P, w_ch = _layer_params(cell, k, blocks)
+        peep = dict(zip(expected_peepholes(flags), w_ch)) if w_ch is not None else {}
+        state = tuple(s[k] for s in hx)
+        outs = []
+        for t in range(x.shape[0]):
+            if family == "rnn":
+                W, b_ih, b_hh = P["h"]
+                pre = torch.cat([x[t], state[0]], -1) @ W.T + b_ih + b_hh
+                state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
+            elif family == "lstm":
+                state = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags})
+            else:
+                state = (gru_step(P, x[t], state[0], {**GRU_DEFAULTS, **flags}),)
+            outs.append(state[0])
+        x = torch.stack(outs)
+        finals.append(state)
+    return x, [torch.stack([f[i] for f in finals]) for i in range(n_states)]

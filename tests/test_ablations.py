@@ -1,0 +1,156 @@
+"""Every flag against the equations of MISSION.md (tests/reference.py), outputs and gradients,
+on 1 and 2 layers; then cross-checks that tie each ablation to a cell we already trust."""
+import pytest
+import torch
+
+import cells
+from reference import reference_forward
+
+F64 = torch.float64
+I, H, T, B = 3, 4, 6, 2
+
+FLAG_CASES = [
+    ("RNN", {}), ("RNN", {"nonlinearity": "relu"}), ("RNN", {"nonlinearity": "relu", "init": "identity"}),
+    ("LSTM", {}), ("LSTM", {"input_gate": False}), ("LSTM", {"forget_gate": False}),
+    ("LSTM", {"output_gate": False}), ("LSTM", {"input_activation": "identity"}),
+    ("LSTM", {"output_activation": "identity"}), ("LSTM", {"peepholes": True}),
+    ("LSTM", {"coupled_gates": True}), ("LSTM", {"coupled_gates": True, "peepholes": True}),
+    ("LSTM", {"input_gate": False, "peepholes": True}), ("LSTM", {"output_gate": False, "peepholes": True}),
+    ("LSTM", {"forget_gate": False, "input_gate": False, "output_activation": "identity"}),
+    ("LSTM", {"forget_bias": 1.0}), ("LSTM", {"init": "chrono", "t_max": 20}),
+    ("GRU", {}), ("GRU", {"reset_after": False}), ("GRU", {"reset_gate": False}),
+    ("GRU", {"update_gate": False}), ("GRU", {"tied_gates": False}), ("GRU", {"minimal": True}),
+    ("GRU", {"minimal": True, "reset_after": False}), ("GRU", {"tied_gates": False, "reset_after": False}),
+    ("GRU", {"reset_gate": False, "update_gate": False}), ("GRU", {"update_gate": False, "reset_after": False}),
+    ("GRU", {"reset_gate": False, "tied_gates": False}), ("GRU", {"init": "chrono", "t_max": 20}),
+]
+
+
+def ids(case):
+    name, flags = case
+    return name + "".join(f"-{k}={v}" for k, v in flags.items())
+
+
+def outputs_and_grads(fn, cell, x, hx):
+    x = x.clone().requires_grad_()
+    hx = tuple(h.clone().requires_grad_() for h in hx)
+    out, states = fn(x, hx)
+    (out.sin().sum() + sum(s.sum() for s in states)).backward()
+    result = [out, *states, x.grad, *(h.grad for h in hx), *(p.grad for p in cell.parameters())]
+    cell.zero_grad(set_to_none=True)
+    return result
+
+
+@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
+def test_flag_follows_its_equation(case, num_layers):
+    name, flags = case
+    cell = getattr(cells, name)(I, H, num_layers, dtype=F64, **flags)
+    with torch.no_grad():  # spread the parameters so that every gate is away from 1/2
+        for p in cell.parameters():
+            p.mul_(3)
+    x = torch.randn(T, B, I, dtype=F64)
+    hx = tuple(torch.randn(num_layers, B, H, dtype=F64) for _ in range(cell.n_states))
+
+    def ours(x, hx):
+        out, state = cell(x, hx if len(hx) == 2 else hx[0])
+        return out, (state if isinstance(state, tuple) else (state,))
+
+    got = outputs_and_grads(ours, cell, x, hx)
+    want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
+    for a, b in zip(got, want, strict=True):  # relative: the IRNN's identity x 3 grows like 3^T
+        assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
+
+
+def copy_blocks(src, dst, mapping):
+    """dst block <- src block (or its negation with a leading '-'), for every layer and tensor."""
+    with torch.no_grad():
+        for k in range(src.num_layers):
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh"):
+                s, d = getattr(src, f"{kind}_l{k}"), getattr(dst, f"{kind}_l{k}")
+                for dst_block, src_block in mapping.items():
+                    sign = -1 if src_block.startswith("-") else 1
+                    dst._block(d, dst_block).copy_(sign * src._block(s, src_block.lstrip("-")))
+
+
+def run(cell, x):
+    out, state = cell(x)
+    return out
+
+
+def test_untied_gru_with_i_equal_one_minus_z_is_the_gru():
+    """tied_gates=False: h = f ⊙ h + i ⊙ n. With i's weights = -z's, i = σ(-a) = 1 - z: the GRU."""
+    gru = cells.GRU(I, H, 2, dtype=F64)
+    untied = cells.GRU(I, H, 2, dtype=F64, tied_gates=False)
+    copy_blocks(gru, untied, {"r": "r", "z": "z", "n": "n", "i": "-z"})
+    x = torch.randn(T, B, I, dtype=F64)
+    assert torch.allclose(run(untied, x), run(gru, x), atol=1e-12)
+
+
+def test_cifg_is_the_lstm_whose_input_gate_is_one_minus_forget():
+    lstm = cells.LSTM(I, H, 2, dtype=F64)
+    cifg = cells.LSTM(I, H, 2, dtype=F64, coupled_gates=True)
+    copy_blocks(cifg, lstm, {"i": "-f", "f": "f", "g": "g", "o": "o"})
+    x = torch.randn(T, B, I, dtype=F64)
+    assert torch.allclose(run(cifg, x), run(lstm, x), atol=1e-12)
+
+
+def test_mgu_is_the_untied_gru_with_r_equal_f_and_z_equal_one_minus_f():
+    mgu = cells.GRU(I, H, 2, dtype=F64, minimal=True)
+    untied = cells.GRU(I, H, 2, dtype=F64, tied_gates=False)
+    # untied: h = z ⊙ h + i ⊙ n; MGU: h = (1 - f) ⊙ h + f ⊙ n, so r <- f, z <- -f, i <- f
+    copy_blocks(mgu, untied, {"r": "f", "z": "-f", "n": "n", "i": "f"})
+    x = torch.randn(T, B, I, dtype=F64)
+    assert torch.allclose(run(mgu, x), run(untied, x), atol=1e-12)
+
+
+def test_gru_without_reset_and_update_is_a_vanilla_rnn():
+    """r = 1 and h_t = n: n = tanh(W_in x + b_in + W_hn h + b_hn), the tanh RNN."""
+    gru = cells.GRU(I, H, 2, dtype=F64, reset_gate=False, update_gate=False)
+    rnn = torch.nn.RNN(I, H, 2, dtype=F64)
+    rnn.load_state_dict(gru.state_dict())  # one block each: the same names and shapes
+    x = torch.randn(T, B, I, dtype=F64)
+    assert torch.allclose(run(gru, x), rnn(x)[0], atol=1e-12)
+
+
+def test_reset_placement_matters_only_with_a_reset_gate():
+    after = cells.GRU(I, H, dtype=F64)
+    before = cells.GRU(I, H, dtype=F64, reset_after=False)
+    before.load_state_dict(after.state_dict())  # reset_after=False keeps torch's shapes
+    x = torch.randn(T, B, I, dtype=F64)
+    assert (run(after, x) - run(before, x)).abs().max() > 1e-3
+    after_nr = cells.GRU(I, H, dtype=F64, reset_gate=False)
+    before_nr = cells.GRU(I, H, dtype=F64, reset_gate=False, reset_after=False)
+    before_nr.load_state_dict(after_nr.state_dict())
+    assert torch.allclose(run(after_nr, x), run(before_nr, x), atol=1e-12)
+
+
+def test_zero_peepholes_are_the_lstm():
+    peep = cells.LSTM(I, H, 2, dtype=F64, peepholes=True)
+    lstm = cells.LSTM(I, H, 2, dtype=F64)
+    with torch.no_grad():
+        for k in range(2):
+            getattr(peep, f"weight_ch_l{k}").zero_()
+    lstm.load_state_dict({n: v for n, v in peep.state_dict().items() if "weight_ch" not in n})
+    x = torch.randn(T, B, I, dtype=F64)
+    assert torch.allclose(run(peep, x), run(lstm, x), atol=1e-12)
+
+
+@pytest.mark.parametrize("activation,expect", [("tanh", torch.tanh), ("identity", lambda c: c)])
+def test_without_output_gate_h_is_the_output_activation_of_c(activation, expect):
+    cell = cells.LSTM(I, H, 2, dtype=F64, output_gate=False, output_activation=activation)
+    _, (h, c) = cell(torch.randn(T, B, I, dtype=F64))
+    assert torch.allclose(h, expect(c), atol=1e-14)
+
+
+def test_without_forget_and_input_gates_c_accumulates_g():
+    """f = 1 and i = 1: c_t = c_{t-1} + g_t, so c_T - c_0 is the sum of the g_t."""
+    cell = cells.LSTM(I, H, 1, dtype=F64, forget_gate=False, input_gate=False)
+    x = torch.randn(T, B, I, dtype=F64)
+    c0 = torch.randn(1, B, H, dtype=F64)
+    out, (_, c) = cell(x, (torch.zeros(1, B, H, dtype=F64), c0))
+    hs = torch.cat([torch.zeros(1, B, H, dtype=F64), out[:-1]])  # h_{t-1}
+    w_ih, w_hh, b_ih, b_hh, _ = cell._params(0)
+    g = torch.tanh(x @ cell._block(w_ih, "g").T + hs @ cell._block(w_hh, "g").T
+                   + cell._block(b_ih, "g") + cell._block(b_hh, "g"))
+    assert torch.allclose(c[0] - c0[0], g.sum(0), atol=1e-12)
