@@ -48,7 +48,7 @@ def _is_allowed(value, allowed) -> bool:
         if isinstance(a, type):
             if isinstance(value, a) and not isinstance(value, bool):
                 return True
-        elif type(value) is type(a) and value == a or (value is None and a is None):
+        elif type(value) is type(a) and value == a:
             return True
     return False
 
@@ -57,7 +57,7 @@ def _describe(allowed) -> str:
     return " | ".join("a number" if isinstance(a, type) else repr(a) for a in allowed)
 
 
-def _check_size(name: str, value, minimum: int = 1) -> None:
+def check_size(name: str, value, minimum: int = 1) -> None:
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
 
@@ -73,9 +73,9 @@ class Recurrent(nn.Module):
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, **flags):
         super().__init__()
         name = type(self).__name__
-        _check_size("input_size", input_size)
-        _check_size("hidden_size", hidden_size)
-        _check_size("num_layers", num_layers)
+        check_size("input_size", input_size)
+        check_size("hidden_size", hidden_size)
+        check_size("num_layers", num_layers)
         for arg, value in (("bias", bias), ("batch_first", batch_first)):
             if not isinstance(value, bool):
                 raise ValueError(f"{arg}={value!r} is not valid; allowed: True | False")
@@ -88,7 +88,7 @@ class Recurrent(nn.Module):
             raise ValueError(f"proj_size={proj_size!r} is not supported by cells.{name}; allowed: 0")
         self.flags = self.resolve_flags(flags)
         self.layout = self.make_layout(self.flags)
-        self._check_init(self.flags, self.layout, bias)
+        self.check_init(self.flags, self.layout, bias)
         for flag, value in self.flags.items():
             setattr(self, flag, value)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
@@ -128,7 +128,7 @@ class Recurrent(nn.Module):
         raise NotImplementedError
 
     @classmethod
-    def _check_init(cls, flags: dict, layout: Layout, bias: bool) -> None:
+    def check_init(cls, flags: dict, layout: Layout, bias: bool) -> None:
         name, init, t_max = f"cells.{cls.__name__}", flags["init"], flags["t_max"]
         if init == "chrono":
             if t_max is None or not t_max > 2:

@@ -1,5 +1,5 @@
 """Parameter counts in closed form, without building a module, and parameter matching."""
-from ._base import Recurrent, _check_size
+from ._base import Recurrent, check_size
 from .gru import GRU
 from .lstm import LSTM
 from .rnn import RNN
@@ -23,10 +23,10 @@ def count_params(cell, input_size: int, hidden_size: int, num_layers: int = 1, b
     constructor checks them."""
     cls = _cell_class(cell)
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
-        _check_size(name, value)
+        check_size(name, value)
     resolved = cls.resolve_flags(flags)
     layout = cls.make_layout(resolved)
-    cls._check_init(resolved, layout, bias)
+    cls.check_init(resolved, layout, bias)
     G, P, H = len(layout.blocks), len(layout.peepholes), hidden_size
     widths = [input_size] + [H] * (num_layers - 1)
     return sum(G * (H * (width + H) + 2 * H * bias) + P * H for width in widths)
@@ -34,7 +34,7 @@ def count_params(cell, input_size: int, hidden_size: int, num_layers: int = 1, b
 
 def match_hidden_size(cell, target_params: int, input_size: int, num_layers: int = 1, **flags) -> int:
     """The hidden size whose count_params is closest to target_params (the smaller on a tie)."""
-    _check_size("target_params", target_params)
+    check_size("target_params", target_params)
     count = lambda h: count_params(cell, input_size, h, num_layers, **flags)  # noqa: E731
     lo, hi = 1, 1
     while count(hi) < target_params:  # the count grows strictly with H: double, then bisect
