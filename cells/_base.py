@@ -7,6 +7,7 @@ A cell family (RNN, LSTM, GRU) subclasses `Recurrent` and supplies three things:
 Everything else (argument checks, parameters, init, layers, batch_first, unbatched input,
 dropout between layers, initial states) lives here once.
 """
+import contextlib
 import math
 import numbers
 from typing import Callable, NamedTuple
@@ -94,6 +95,7 @@ class Recurrent(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = False, 0
+        self._trace: list | None = None  # see trace()
 
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         for k in range(num_layers):
@@ -149,11 +151,16 @@ class Recurrent(nn.Module):
                           f"bias={self.bias}", f"batch_first={self.batch_first}",
                           f"dropout={self.dropout}", *changed])
 
+    @property
+    def torch_equivalent(self) -> bool:
+        """Whether torch's own module computes this cell: no flag changes an equation."""
+        changed = {k for k, v in self.flags.items() if v != self.FLAGS[k].default}
+        return not changed - INIT_FLAGS - set(self.TORCH_FLAGS)
+
     def to_torch(self) -> nn.RNNBase | None:
         """torch's own module computing the same function, with a copy of these weights; None
         where a flag changes an equation that torch's module does not have."""
-        changed = {k for k, v in self.flags.items() if v != self.FLAGS[k].default}
-        if changed - INIT_FLAGS - set(self.TORCH_FLAGS):
+        if not self.torch_equivalent:
             return None
         p = next(self.parameters())
         twin = getattr(nn, type(self).__name__)(
@@ -211,8 +218,20 @@ class Recurrent(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------------
     def _prepare(self, k: int, x: torch.Tensor) -> tuple[Callable, torch.Tensor]:
-        """Layer k on x (T, B, I): (step, xw) with xw (T, B, G*H) and step(xw_t, state) -> state."""
+        """Layer k on x (T, B, I): (step, xw) with xw (T, B, G*H) and
+        step(xw_t, state) -> (state, gates), gates a dict of the step's gate activations (B, H)."""
         raise NotImplementedError
+
+    @contextlib.contextmanager
+    def trace(self):
+        """Record every step of the forward passes inside: yields a list that fills with one
+        dict per layer, {"states": [state_t, ...], "gates": [{gate: (B, H)}, ...]}, holding the
+        graph's own tensors (so `retain_grad()` on a state gives ∂L/∂h_t after backward)."""
+        self._trace = []
+        try:
+            yield self._trace
+        finally:
+            self._trace = None
 
     def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
         """hx as a tuple of n_states tensors of shape (L, B, H); zeros when hx is None."""
@@ -262,10 +281,15 @@ class Recurrent(nn.Module):
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """The one time loop: x (T, B, I) -> outputs (T, B, H) and the last state."""
         step, xw = self._prepare(k, x)
-        outputs = []
+        outputs, record = [], self._trace
+        if record is not None:
+            record.append({"states": [], "gates": []})
         for xw_t in xw.unbind(0):  # unbind, not xw[t]: its backward is one stack, not T scatters
-            state = step(xw_t, state)
+            state, gates = step(xw_t, state)
             outputs.append(state[0])
+            if record is not None:
+                record[-1]["states"].append(state)
+                record[-1]["gates"].append(gates)
         return torch.stack(outputs), state
 
 

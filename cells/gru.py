@@ -89,9 +89,11 @@ class GRU(Recurrent):
             g = {b: torch.sigmoid(xs[b] + hw[b]) for b in gates}
             n = torch.tanh(xs["n"] + hidden_n(g.get(reset)))
             if self.minimal:
-                return (torch.lerp(h, n, g["f"]),)  # z = 1 - f: h_t = f ⊙ n + (1 - f) ⊙ h
-            if not self.tied_gates:
-                return (g["z"] * h + g["i"] * n,)
-            return (n if "z" not in g else torch.lerp(n, h, g["z"]),)  # (1 - z) ⊙ n + z ⊙ h
+                h = torch.lerp(h, n, g["f"])  # z = 1 - f: h_t = f ⊙ n + (1 - f) ⊙ h
+            elif not self.tied_gates:
+                h = g["z"] * h + g["i"] * n
+            else:
+                h = n if "z" not in g else torch.lerp(n, h, g["z"])  # (1 - z) ⊙ n + z ⊙ h
+            return (h,), g
 
         return step, xw

@@ -88,10 +88,10 @@ class LSTM(Recurrent):
                     return None
                 return torch.sigmoid(pre[name] + peep[name] * cell if name in peep else pre[name])
 
-            f = gate("f", c)
-            i = 1 - f if coupled else gate("i", c)
-            c = gate_mul(f, c) + gate_mul(i, act_in(pre["g"]))
-            h = gate_mul(gate("o", c), act_out(c))
-            return h, c
+            f, i = gate("f", c), None if coupled else gate("i", c)
+            c = gate_mul(f, c) + gate_mul(1 - f if coupled else i, act_in(pre["g"]))
+            o = gate("o", c)
+            h = gate_mul(o, act_out(c))
+            return (h, c), {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
 
         return step, xw

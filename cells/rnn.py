@@ -35,6 +35,6 @@ class RNN(Recurrent):
         w_hh_t, act = w_hh.t(), ACTIVATIONS[self.nonlinearity]
 
         def step(xw_t, state):
-            return (act(torch.addmm(xw_t, state[0], w_hh_t)),)
+            return (act(torch.addmm(xw_t, state[0], w_hh_t)),), {}
 
         return step, xw

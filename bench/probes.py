@@ -1,0 +1,84 @@
+"""What a run measures inside the network at an evaluation step, as tidy rows.
+
+All probes run our own cell (for torch's fused modules, a copy of ours with the same weights:
+gates and gradients are properties of the weights, not of the kernel) on a fixed probe batch.
+- gradient norms per parameter block (per gate), of the training step's gradient before clipping;
+- gate activations: mean, and the fraction saturated (below 0.1 or above 0.9), per layer and gate;
+- the mean relative step change ||s_t - s_{t-1}|| / ||s_{t-1}|| of h and of c, per layer;
+- profiles over t of ||∂ℓ/∂h_t|| per layer and ||∂ℓ/∂x_t||, averaged over examples, where ℓ is
+  each example's own loss (so the values do not shrink with the batch size).
+"""
+import torch
+
+from . import tasks
+
+SATURATED = 0.1  # a gate below 0.1 or above 0.9 counts as saturated
+KINDS = ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch")
+
+
+def row(step, split, metric, value, layer=None, param=None, gate=None) -> dict:
+    return {"step": step, "split": split, "metric": metric, "value": float(value), "layer": layer,
+            "param": param, "gate": gate}
+
+
+def block_grad_norms(step: int, module: torch.nn.Module, layout, num_layers: int, hidden: int,
+                     readout: torch.nn.Module) -> list[dict]:
+    """||grad|| of each weight block of each parameter of each layer, and of the readout."""
+    rows = []
+    for k in range(num_layers):
+        for kind in KINDS:
+            p = getattr(module, f"{kind}_l{k}", None)
+            if p is None or p.grad is None:
+                continue
+            names = layout.peepholes if kind == "weight_ch" else layout.blocks
+            parts = p.grad.split(1 if kind == "weight_ch" else hidden)
+            rows += [row(step, "train", "grad_norm_block", g.norm(), k, kind, name) for name, g in zip(names, parts)]
+    grads = [p.grad.flatten() for p in readout.parameters() if p.grad is not None]
+    if grads:
+        rows.append(row(step, "train", "grad_norm_block", torch.cat(grads).norm(), None, "readout", None))
+    return rows
+
+
+def _relative_change(seq: torch.Tensor) -> torch.Tensor:
+    """seq (T, B, H) -> mean over t >= 1 and B of ||s_t - s_{t-1}|| / ||s_{t-1}||."""
+    prev, diff = seq[:-1], seq[1:] - seq[:-1]
+    return (diff.norm(dim=-1) / prev.norm(dim=-1).clamp_min(1e-12)).mean()
+
+
+@torch.no_grad()
+def inside(step: int, model, batch: tasks.Batch) -> list[dict]:
+    """Gate statistics and step changes of h (and c) on `batch`, as metrics rows."""
+    with model.cell.trace() as trace:
+        model(batch.x)
+    metrics = []
+    for k, layer in enumerate(trace):
+        for name in layer["gates"][0] if layer["gates"] else ():
+            g = torch.stack([gates[name] for gates in layer["gates"]])  # (T, B, H)
+            metrics.append(row(step, "test", "gate_mean", g.mean(), k, None, name))
+            saturated = ((g < SATURATED) | (g > 1 - SATURATED)).float().mean()
+            metrics.append(row(step, "test", "gate_saturated", saturated, k, None, name))
+        for i, state_name in enumerate("hc"[:len(layer["states"][0])]):
+            seq = torch.stack([s[i] for s in layer["states"]])
+            metrics.append(row(step, "test", f"step_change_{state_name}", _relative_change(seq), k))
+    return metrics
+
+
+def gradient_profile(step: int, model, task: tasks.Task, batch: tasks.Batch) -> list[dict]:
+    """||∂ℓ/∂x_t|| and, per layer, ||∂ℓ/∂h_t|| over t, as profiles rows."""
+    x = batch.x.clone().requires_grad_()
+    with model.cell.trace() as trace:
+        out = model(x)
+    profiles = []
+    hs = [s[0] for layer in trace for s in layer["states"]]  # h_t (B, H) of every layer and step
+    loss = tasks.losses(task, out, batch).sum()  # per-example losses: ∂L/∂h_t of one example is its own
+    grads = torch.autograd.grad(loss, [x, *hs], allow_unused=True)
+    T = len(trace[0]["states"])
+    for t, g in enumerate(grads[0]):
+        profiles.append({"step": step, "t": t, "quantity": "dL/dx", "layer": None,
+                         "value": g.norm(dim=-1).mean().item()})
+    for k in range(len(trace)):
+        for t in range(T):
+            g = grads[1 + k * T + t]
+            value = 0.0 if g is None else g.norm(dim=-1).mean().item()  # None: h_t does not reach the loss
+            profiles.append({"step": step, "t": t, "quantity": "dL/dh", "layer": k, "value": value})
+    return profiles

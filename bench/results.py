@@ -1,0 +1,67 @@
+"""The result tables: tidy, one row per observation, written atomically, one folder per run.
+
+    RESULTS_DIR/<run_id>/metrics.parquet   run_id, step, split, metric, value, layer, param, gate
+    RESULTS_DIR/<run_id>/profiles.parquet  run_id, step, t, quantity, layer, value
+    RESULTS_DIR/<run_id>/runs.parquet      one row: the run's config, status and fingerprint
+
+runs.parquet is written last and is the mark of a complete record: a run killed before it
+leaves nothing that load_tables reads, and its rerun replaces the rest. Identifiers are read
+from the files, never from folder names.
+"""
+import hashlib
+import json
+import os
+from pathlib import Path
+
+import pandas as pd
+
+TABLES = ("runs", "metrics", "profiles")
+COLUMNS = {
+    "runs": ["run_id", "status", "cell", "task", "seq_len", "hidden_size", "seed", "n_params", "device", "impl"],
+    "metrics": ["run_id", "step", "split", "metric", "value", "layer", "param", "gate"],
+    "profiles": ["run_id", "step", "t", "quantity", "layer", "value"],
+}
+DONE = ("ok", "diverged")  # statuses a rerun skips; 'failed' runs are retried
+
+
+def run_id(config: dict) -> str:
+    """A stable hash of everything that determines a run's result."""
+    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    frame.to_parquet(tmp, index=False)
+    os.replace(tmp, path)
+
+
+def status_of(results_dir, rid: str) -> str | None:
+    """The recorded status of run `rid`, or None when it has no complete record."""
+    path = Path(results_dir) / rid / "runs.parquet"
+    if not path.exists():
+        return None
+    return pd.read_parquet(path, columns=["status"])["status"].iloc[0]
+
+
+def write_run(results_dir, rid: str, runs: dict, metrics: list[dict], profiles: list[dict]) -> Path:
+    """Write one run's three tables; runs.parquet goes last (and first goes any old one)."""
+    folder = Path(results_dir) / rid
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "runs.parquet").unlink(missing_ok=True)  # an old record must not pair with new rows
+    for name, rows in (("metrics", metrics), ("profiles", profiles)):
+        frame = pd.DataFrame(rows, columns=COLUMNS[name]).astype({"layer": "Int64"})  # None: not per layer
+        _write_atomic(frame, folder / f"{name}.parquet")
+    _write_atomic(pd.DataFrame([runs]), folder / "runs.parquet")
+    return folder
+
+
+def load_tables(results_dir) -> dict[str, pd.DataFrame]:
+    """{'runs', 'metrics', 'profiles'} -> DataFrame, from every complete run under results_dir."""
+    root = Path(results_dir)
+    folders = sorted(p.parent for p in root.glob("*/runs.parquet")) if root.is_dir() else []
+    tables = {}
+    for name in TABLES:
+        frames = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
+        frames = [f for f in frames if not f.empty]
+        tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
+    return tables

@@ -1,0 +1,204 @@
+"""The rnnbench command, a Hydra app: `rnnbench [overrides]` trains one configuration,
+`rnnbench -m [sweeps]` every combination. Every job's configuration is checked before the first
+one starts: a bad input ends with one line on stderr, exit status 2 and no result rows. Once
+checked, a run that fails or diverges is recorded as such and the sweep goes on."""
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import hydra
+import pandas as pd
+import torch
+from hydra import compose, initialize_config_dir
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
+from hydra._internal.utils import get_args_parser
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig, OmegaConf
+from omegaconf.errors import OmegaConfBaseException
+
+import cells
+
+from . import backends, results, tasks
+from .train import Model, train
+
+CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+NOT_IN_ID = ("results_dir", "rerun", "progress")  # where and how a run is shown, not what it computes
+CELL_TARGETS = {f"cells.{cls.__name__}" for cls in cells.CELLS.values()}
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A checked configuration: everything a run needs except the trained weights."""
+    task: tasks.Task
+    cell: cells.Recurrent  # built on the meta device when only checking
+    backend: backends.Backend
+    config: dict  # the resolved config
+    run_id: str
+
+
+def _positive_int(name, value, minimum=1):
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
+
+
+def check_train(cfg: DictConfig) -> None:
+    for key in ("steps", "batch_size", "eval_every", "n_test", "probe_size"):
+        _positive_int(f"train.{key}", cfg.train[key])
+    _positive_int("train.profile_every", cfg.train.profile_every, 0)
+    _positive_int("seed", cfg.seed, 0)
+    if not isinstance(cfg.train.lr, (int, float)) or isinstance(cfg.train.lr, bool) or cfg.train.lr <= 0:
+        raise ValueError(f"train.lr={cfg.train.lr!r} is not valid; allowed: a number > 0")
+    if cfg.train.clip is not None and (not isinstance(cfg.train.clip, (int, float)) or cfg.train.clip <= 0):
+        raise ValueError(f"train.clip={cfg.train.clip!r} is not valid; allowed: a number > 0 or null")
+    for key in ("stop_when_solved",):
+        if not isinstance(cfg.train[key], bool):
+            raise ValueError(f"train.{key}={cfg.train[key]!r} is not valid; allowed: true | false")
+
+
+def _instantiate(node, what: str, **kwargs):
+    """hydra's instantiate, with the error of the object itself rather than hydra's wrapper."""
+    try:
+        return instantiate(node, **kwargs)
+    except InstantiationException as e:
+        cause = e.__cause__ or e
+        raise type(cause)(str(cause)) if isinstance(cause, (ValueError, TypeError)) else ValueError(f"{what}: {cause}")
+
+
+def plan(cfg: DictConfig, device: str = "meta") -> Plan:
+    """Check a composed config and build what it names; ValueError / TypeError name the problem."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    check_train(cfg)
+    task = _instantiate(cfg.task, "task")
+    backend = backends.resolve(cfg.backend)
+    if cfg.cell.get("_target_") not in CELL_TARGETS:
+        raise ValueError(f"cell._target_={cfg.cell.get('_target_')!r} is not valid; allowed: {' | '.join(sorted(CELL_TARGETS))}")
+    cell = _instantiate(cfg.cell, "cell", input_size=task.input_size, device=device)
+    backends.check_cell(backend, cell)
+    identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
+    return Plan(task, cell, backend, config, results.run_id(identity))
+
+
+def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, started: str, cell, readout) -> dict:
+    """The run's row of the runs table: contract columns first, then the flags, then the rest."""
+    task, solved = p.task, outcome is not None and outcome.steps_to_solve is not None
+    final = outcome.final.get(task.metric) if outcome else None
+    flat = pd.json_normalize(p.config, sep=".").iloc[0].to_dict()
+    return {
+        "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
+        "task": task.name, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
+        "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
+        **cell.flags,
+        "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
+        "n_params_readout": sum(q.numel() for q in readout.parameters()),
+        "metric": task.metric, "final_value": final, "chance": task.chance.get(task.metric),
+        "solved_threshold": task.solved, "solved": solved,
+        "steps": outcome.steps if outcome else 0,
+        "steps_to_solve": outcome.steps_to_solve if outcome else None,
+        "seconds_to_solve": outcome.seconds_to_solve if outcome else None,
+        "train_seconds": outcome.train_seconds if outcome else None,
+        "train_tokens_per_s": outcome.train_tokens / outcome.train_seconds if outcome and outcome.train_seconds else None,
+        "wall_time": wall, "started_at": started, "error": error, "task_version": task.version,
+        **{f"config.{k}": v for k, v in flat.items()},
+    }
+
+
+def execute(cfg: DictConfig, choices: dict) -> str:
+    """One run: skipped when complete, else trained and recorded whatever happens. Returns its status."""
+    p = plan(cfg)
+    done = results.status_of(cfg.results_dir, p.run_id)
+    if done in results.DONE and not cfg.rerun:
+        print(f"rnnbench: skipped {p.run_id}: already recorded as {done} in {cfg.results_dir}")
+        return done
+    p.backend.apply()
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+    status, error, outcome = "failed", None, None
+    torch.manual_seed(cfg.seed)
+    cell = instantiate(cfg.cell, input_size=p.task.input_size)
+    model = Model(p.backend.build(cell), p.task).to(p.backend.device, p.backend.torch_dtype)
+    try:
+        outcome = train(model, cell.to(p.backend.device, p.backend.torch_dtype), p.task, cfg.train, cfg.seed,
+                        p.backend.device, p.backend.torch_dtype, progress=cfg.progress)
+        status, error = outcome.status, outcome.error
+    except Exception as e:  # a failed run is a result: record it and let the sweep go on
+        error = f"{type(e).__name__}: {e}"
+    wall = time.perf_counter() - t0
+    row = record(p, choices, status, error, outcome, wall, started, cell, model.readout)
+    tag = lambda rows: [{"run_id": p.run_id, **r} for r in rows]  # noqa: E731
+    folder = results.write_run(cfg.results_dir, p.run_id, row, tag(outcome.metrics if outcome else []),
+                               tag(outcome.profiles if outcome else []))
+    print(summary(row, folder))
+    return status
+
+
+def summary(row: dict, folder: Path) -> str:
+    what = f"{row['cell']} on {row['task']} (T={row['seq_len']}, seed {row['seed']})"
+    if row["status"] == "failed":
+        return f"rnnbench: {what}: failed: {row['error']} -> {folder}"
+    value = "-" if row["final_value"] is None else f"{row['final_value']:.4g}"
+    chance = "" if row["chance"] is None else f" (chance {row['chance']:.4g})"
+    if row["solved"]:
+        solved = f"solved at step {row['steps_to_solve']} ({row['seconds_to_solve']:.1f} s of training)"
+    elif row["solved_threshold"] is None:
+        solved = f"{row['steps']} steps, no solved threshold"
+    else:
+        solved = f"not solved in {row['steps']} steps"
+    status = "" if row["status"] == "ok" else f" {row['status'].upper()} ({row['error']});"
+    return f"rnnbench: {what}:{status} test {row['metric']} {value}{chance}, {solved}, {row['wall_time']:.1f} s -> {folder}"
+
+
+@hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
+def app(cfg: DictConfig) -> None:
+    execute(cfg, dict(HydraConfig.get().runtime.choices))
+
+
+def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+    """Each job's overrides, expanded as Hydra's basic sweeper does (with hydra.sweeper.params)."""
+    if not multirun:
+        return [overrides]
+    parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
+    fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
+    master = compose("config", overrides=fixed, return_hydra_config=True)
+    params = [f"{k}={v}" for k, v in (OmegaConf.select(master, "hydra.sweeper.params") or {}).items()]
+    return BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)[0]
+
+
+def preflight(argv: list[str]) -> int:
+    """Compose and check every job of the command line; returns the number of jobs."""
+    args = get_args_parser().parse_args(argv)
+    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
+        return 0  # Hydra's own informational modes
+    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
+        todo = jobs(args.overrides, args.multirun)
+        for job in todo:
+            plan(compose("config", overrides=job))
+    return len(todo)
+
+
+def one_line(e: BaseException) -> str:
+    """A config error as one line that names the valid choices."""
+    cause = e.__cause__
+    if isinstance(cause, OmegaConfBaseException) and getattr(cause, "parent_node", None) is not None:
+        keys = ", ".join(str(k) for k in cause.parent_node.keys())
+        hint = " (a cell flag is added with +cell.FLAG=VALUE)" if str(cause.full_key).startswith("cell.") else ""
+        return f"unknown key '{cause.full_key}'; the keys there are: {keys}{hint}"
+    text = str(e).split("\nConfig search path")[0].replace("\n\t", ", ").replace(":,", ":")
+    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+
+
+def main() -> None:
+    try:
+        preflight(sys.argv[1:])
+    except Exception as e:  # noqa: BLE001: every config error ends here, as one line
+        print(f"rnnbench: error: {one_line(e)}", file=sys.stderr)
+        sys.exit(2)
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,249 @@
+"""Long-dependency tasks (MISSION.md section 4). Each is a factory `name(seq_len, ...) -> Task`
+named by a YAML in conf/task/; its data come from pure, seeded generators: the same seed gives
+the same training stream and the same fixed test set, whatever else the process did.
+
+Model outputs, by `Task.target`:
+    'regression'  one number from the last step, (B,)           loss MSE
+    'last'        class logits from the last step, (B, C)       loss cross-entropy
+    'sequence'    class logits at every step, (T, B, C)         loss cross-entropy over the steps;
+                  accuracy over the `score` positions, seq_accuracy when all of them are right
+"""
+import math
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+from torch.nn import functional as F
+
+VERSION = "1"  # of every generator here; recorded with each run. Bump it when one changes.
+
+
+@dataclass(frozen=True)
+class Batch:
+    x: torch.Tensor  # (T, B, I) float
+    y: torch.Tensor  # (B,) float for regression, (B,) long for 'last', (T, B) long for 'sequence'
+    score: torch.Tensor | None = None  # (T, B) bool: where a 'sequence' task's accuracy is measured
+    mask: torch.Tensor | None = None  # (T, B) bool: the steps that count in the loss (None: all)
+
+
+@dataclass(frozen=True)
+class Task:
+    name: str
+    seq_len: int  # the length parameter T of MISSION.md (copy's input has T + 20 steps)
+    input_size: int
+    output_size: int  # 1 for regression, else the number of classes
+    target: str  # 'regression' | 'last' | 'sequence'
+    metric: str  # the primary test metric: 'mse' | 'accuracy' | 'seq_accuracy'
+    chance: dict  # metric -> value of the baseline predictor (see each factory)
+    solved: float | None  # threshold on `metric` (<= for mse, >= otherwise); None: never "solved"
+    splits: Callable[[int, int], tuple[Callable[[int], Batch], Batch]]  # (seed, n_test) -> (sample, test)
+    version: str = VERSION
+
+    def is_solved(self, value: float) -> bool:
+        if self.solved is None:
+            return False
+        return value <= self.solved if self.metric == "mse" else value >= self.solved
+
+
+def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
+    """Independent train and test streams for a seed."""
+    return torch.Generator().manual_seed(2 * seed), torch.Generator().manual_seed(2 * seed + 1)
+
+
+def synthetic(make: Callable[[int, torch.Generator], Batch]):
+    """splits() of a task whose examples are all drawn fresh from make(n, generator)."""
+    def splits(seed: int, n_test: int):
+        train, test = generators(seed)
+        return (lambda n: make(n, train)), make(n_test, test)
+    return splits
+
+
+def check_length(task: str, seq_len, minimum: int) -> None:
+    if not isinstance(seq_len, int) or isinstance(seq_len, bool) or seq_len < minimum:
+        raise ValueError(f"task {task}: seq_len={seq_len!r} is not valid; allowed: an integer >= {minimum}")
+
+
+def one_hot(symbols: torch.Tensor, n: int) -> torch.Tensor:
+    return F.one_hot(symbols, n).float()
+
+
+# ---- losses and scores, shared by every task ------------------------------------------------
+def losses(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
+    """Per-example loss (B,); a sequence example's is the mean over its `mask`ed steps."""
+    if task.target == "regression":
+        return (out - batch.y) ** 2
+    if task.target == "last":
+        return F.cross_entropy(out, batch.y, reduction="none")
+    ce = F.cross_entropy(out.flatten(0, 1), batch.y.flatten(), reduction="none").view_as(batch.y)  # (T, B)
+    mask = torch.ones_like(ce) if batch.mask is None else batch.mask.to(ce.dtype)
+    return (ce * mask).sum(0) / mask.sum(0)
+
+
+@torch.no_grad()
+def scores(task: Task, out: torch.Tensor, batch: Batch) -> dict[str, float]:
+    """The test metrics of a batch: loss, and mse or accuracy (and seq_accuracy)."""
+    result = {"loss": losses(task, out, batch).mean().item()}
+    if task.target == "regression":
+        result["mse"] = result["loss"]
+    elif task.target == "last":
+        result["accuracy"] = (out.argmax(-1) == batch.y).float().mean().item()
+    else:
+        right = (out.argmax(-1) == batch.y) | ~batch.score  # (T, B), True off the scored steps
+        result["accuracy"] = ((out.argmax(-1) == batch.y) & batch.score).sum().item() / batch.score.sum().item()
+        result["seq_accuracy"] = right.all(0).float().mean().item()
+    return result
+
+
+# ---- the tasks ---------------------------------------------------------------------------------
+def adding(seq_len: int = 100) -> Task:
+    """Hochreiter & Schmidhuber's adding problem: x_t = (u_t, m_t), u ~ U[0, 1], one marker in
+    each half; target the sum of the two marked u. Chance: predicting 1, the mean, gives the
+    variance of a sum of two U[0, 1], MSE 2/12 = 1/6. Solved: test MSE <= 0.01."""
+    check_length("adding", seq_len, 2)
+
+    def make(n, g):
+        u = torch.rand(seq_len, n, generator=g)
+        first = torch.randint(0, seq_len // 2, (n,), generator=g)
+        second = torch.randint(seq_len // 2, seq_len, (n,), generator=g)
+        marks = torch.zeros(seq_len, n)
+        cols = torch.arange(n)
+        marks[first, cols] = marks[second, cols] = 1.0
+        return Batch(torch.stack([u, marks], -1), u[first, cols] + u[second, cols])
+
+    return Task("adding", seq_len, 2, 1, "regression", "mse", {"mse": 1 / 6}, 0.01, synthetic(make))
+
+
+N_SYMBOLS, N_RECALL = 8, 10  # copy tasks: 10 symbols drawn from 8; 0 is blank, 9 the delimiter
+BLANK, DELIMITER = 0, N_SYMBOLS + 1
+
+
+def _copy_task(name: str, seq_len: int, scatter: bool) -> Task:
+    """Copy and selective copy: T + 20 steps; the 10 symbols sit at steps 0-9 (copy) or at
+    random steps among the first T + 9 (selective); the delimiter is step T + 9 and the symbols
+    are to be recalled, in order, over the last 10 steps; every other target is blank.
+    Chance: blank wherever it is right and uniform over the 8 symbols at the 10 recall steps:
+    cross-entropy 10 ln 8 / (T + 20), recall accuracy 1/8. Solved: recall accuracy >= 0.99."""
+    check_length(name, seq_len, 1)
+    total, recall = seq_len + N_RECALL * 2, slice(seq_len + N_RECALL, seq_len + 2 * N_RECALL)
+
+    def make(n, g):
+        symbols = torch.randint(1, N_SYMBOLS + 1, (N_RECALL, n), generator=g)
+        if scatter:  # 10 distinct steps among the first T + 9, in order
+            keys = torch.rand(seq_len + N_RECALL - 1, n, generator=g)
+            steps = keys.topk(N_RECALL, dim=0).indices.sort(0).values
+        else:
+            steps = torch.arange(N_RECALL).unsqueeze(1).expand(-1, n)
+        inputs = torch.full((total, n), BLANK, dtype=torch.long)
+        inputs.scatter_(0, steps, symbols)
+        inputs[seq_len + N_RECALL - 1] = DELIMITER
+        targets = torch.full((total, n), BLANK, dtype=torch.long)
+        targets[recall] = symbols
+        score = torch.zeros(total, n, dtype=torch.bool)
+        score[recall] = True
+        return Batch(one_hot(inputs, N_SYMBOLS + 2), targets, score)
+
+    chance = {"loss": N_RECALL * math.log(N_SYMBOLS) / total, "accuracy": 1 / N_SYMBOLS}
+    return Task(name, seq_len, N_SYMBOLS + 2, N_SYMBOLS + 1, "sequence", "accuracy", chance, 0.99,
+                synthetic(make))
+
+
+def copy(seq_len: int = 100) -> Task:
+    return _copy_task("copy", seq_len, scatter=False)
+
+
+def selective_copy(seq_len: int = 100) -> Task:
+    return _copy_task("selective_copy", seq_len, scatter=True)
+
+
+copy.__doc__ = selective_copy.__doc__ = _copy_task.__doc__
+
+TO_SYMBOLS = "abcdXYBE"  # temporal order's alphabet: distractors a-d, relevant X and Y, begin, end
+
+
+def temporal_order(seq_len: int = 100) -> Task:
+    """Hochreiter & Schmidhuber 1997, task 6a, with positions scaled to T: B at step 0, E at
+    T - 1, X or Y at a step in [0.1T, 0.2T] and another in [0.5T, 0.6T], distractors a-d
+    elsewhere; the class (XX, XY, YX, YY) is read at the last step. Chance: 4 balanced classes,
+    accuracy 0.25. Solved: accuracy >= 0.99."""
+    check_length("temporal_order", seq_len, 10)
+    windows = [(round(0.1 * seq_len), round(0.2 * seq_len)), (round(0.5 * seq_len), round(0.6 * seq_len))]
+
+    def make(n, g):
+        seq = torch.randint(0, 4, (seq_len, n), generator=g)  # distractors a-d
+        seq[0], seq[-1] = TO_SYMBOLS.index("B"), TO_SYMBOLS.index("E")
+        label = torch.zeros(n, dtype=torch.long)
+        for lo, hi in windows:
+            step = torch.randint(lo, hi + 1, (n,), generator=g)
+            is_y = torch.randint(0, 2, (n,), generator=g)
+            seq[step, torch.arange(n)] = TO_SYMBOLS.index("X") + is_y
+            label = 2 * label + is_y
+        return Batch(one_hot(seq, len(TO_SYMBOLS)), label)
+
+    chance = {"accuracy": 0.25, "loss": math.log(4)}
+    return Task("temporal_order", seq_len, len(TO_SYMBOLS), 4, "last", "accuracy", chance, 0.99,
+                synthetic(make))
+
+
+def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2) -> Task:
+    """scikit-learn's 8x8 digits (1797 images, shipped inside the package) read one pixel per
+    step (T = 64), scaled to [0, 1], optionally under one fixed permutation of the pixels (the
+    same for every seed). Each seed holds out its own fixed test split. Chance: 10 classes of
+    near-equal size, accuracy 0.1. No solved threshold: reported as it is."""
+    if seq_len != 64:
+        raise ValueError(f"task digits: seq_len={seq_len!r} is not valid; allowed: 64 (8x8 pixels, one per step)")
+    if not isinstance(permute, bool):
+        raise ValueError(f"task digits: permute={permute!r} is not valid; allowed: true | false")
+    from sklearn.datasets import load_digits  # imported here: only this task needs it
+
+    data = load_digits()
+    pixels = torch.tensor(data.data, dtype=torch.float32) / 16.0  # (1797, 64)
+    labels = torch.tensor(data.target, dtype=torch.long)
+    if permute:
+        pixels = pixels[:, torch.randperm(64, generator=torch.Generator().manual_seed(0))]
+
+    def as_batch(rows):
+        return Batch(pixels[rows].T.unsqueeze(-1), labels[rows])  # x (64, B, 1)
+
+    def splits(seed: int, n_test: int):
+        train_g, test_g = generators(seed)
+        order = torch.randperm(len(labels), generator=test_g)
+        n_held = round(test_fraction * len(labels))
+        train_rows, test_rows = order[n_held:], order[:n_held]
+        sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
+        return sample, as_batch(test_rows)  # the held-out split whole; n_test does not apply
+
+    return Task("digits", 64, 1, 10, "last", "accuracy", {"accuracy": 0.1}, None, splits)
+
+
+COUNT_SYMBOLS = "Sab" + "E"  # start, a, b, end; targets are the next symbol: a, b or E
+
+
+def counting(seq_len: int = 21) -> Task:
+    """a^n b^n next-symbol prediction (Weiss et al. 2018). Input S a^n b^n, target the next
+    symbol at every step (a^n b^n E); the input has 2n + 1 steps. Trained on n up to
+    n_max = (T - 1) // 2, tested on n in n_max+1 .. 2 n_max, beyond the training range. Scored
+    on the steps after each b, whose next symbol is determined (b, ..., b, E): that needs a
+    count. seq_accuracy: the whole b-run and the E right. Chance: a model that cannot count, the
+    bigram rule "b follows b", gets seq_accuracy 0 (it never predicts the E). No solved
+    threshold: reported as accuracy on the longer n."""
+    check_length("counting", seq_len, 3)
+    n_max = (seq_len - 1) // 2
+
+    def make(ns: torch.Tensor) -> Batch:
+        length, batch = 2 * int(ns.max()) + 1, len(ns)
+        t = torch.arange(length).unsqueeze(1)  # (T, 1)
+        n = ns.unsqueeze(0)  # (1, B)
+        inputs = torch.where(t == 0, 0, torch.where(t <= n, 1, 2))  # S a^n b^n, b past the end too
+        targets = torch.where(t < n, 0, torch.where(t < 2 * n, 1, 2))  # a^n b^n E as classes a, b, E
+        real = t <= 2 * n  # steps inside the example; padding after it is masked out
+        x = one_hot(inputs, len(COUNT_SYMBOLS)) * real.unsqueeze(-1)
+        score = (inputs == 2) & real  # after each b the next symbol is determined
+        return Batch(x, targets, score, real.expand(length, batch))
+
+    def splits(seed: int, n_test: int):
+        train_g, _ = generators(seed)
+        test = make(n_max + 1 + torch.arange(n_test) % n_max)  # every longer n, equally often
+        return (lambda n: make(torch.randint(1, n_max + 1, (n,), generator=train_g))), test
+
+    return Task("counting", seq_len, len(COUNT_SYMBOLS), 3, "sequence", "seq_accuracy",
+                {"seq_accuracy": 0.0}, None, splits)

@@ -1,0 +1,127 @@
+"""Training one run: a cell and a linear readout, Adam with gradient clipping, an evaluation every
+`eval_every` steps on the task's fixed test set, an early stop once solved (if asked)."""
+import math
+import time
+from dataclasses import dataclass, field
+
+import torch
+from torch import nn
+from tqdm import tqdm
+
+from . import probes, tasks
+
+
+class Model(nn.Module):
+    """A recurrent cell (T, B, I) -> (T, B, H) and a linear readout shaped for the task."""
+
+    def __init__(self, cell: nn.Module, task: tasks.Task, readout: nn.Linear | None = None):
+        super().__init__()
+        self.cell, self.target = cell, task.target
+        self.readout = readout if readout is not None else nn.Linear(cell.hidden_size, task.output_size)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out, _ = self.cell(x)  # (T, B, H)
+        if self.target == "sequence":
+            return self.readout(out)  # (T, B, C)
+        y = self.readout(out[-1])  # (B, C)
+        return y.squeeze(-1) if self.target == "regression" else y
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"  # 'ok' | 'diverged' ('failed' is the caller's: an exception)
+    error: str | None = None
+    steps: int = 0  # optimizer steps taken
+    steps_to_solve: int | None = None
+    seconds_to_solve: float | None = None  # training time (evaluations excluded) until solved
+    train_seconds: float = 0.0
+    train_tokens: int = 0  # input steps x examples trained on
+    final: dict = field(default_factory=dict)  # test metrics of the last evaluation
+    metrics: list = field(default_factory=list)
+    profiles: list = field(default_factory=list)
+
+
+def to_device(batch: tasks.Batch, device, dtype) -> tasks.Batch:
+    move = lambda t: None if t is None else t.to(device, dtype if t.is_floating_point() else None)  # noqa: E731
+    return tasks.Batch(move(batch.x), move(batch.y), move(batch.score), move(batch.mask))
+
+
+def head(batch: tasks.Batch, n: int) -> tasks.Batch:
+    """The first n examples (the batch axis is 1 for (T, B) tensors, 0 for (B,))."""
+    cut = lambda t: None if t is None else (t[:n] if t.dim() == 1 else t[:, :n])  # noqa: E731
+    return tasks.Batch(cut(batch.x), cut(batch.y), cut(batch.score), cut(batch.mask))
+
+
+def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, device: str,
+          dtype: torch.dtype, progress: bool = True) -> Outcome:
+    """cfg is the `train` config. `ours` is our cell with model.cell's weights for the probes
+    (the same object unless model.cell is torch's fused module)."""
+    sample, test = task.splits(seed, cfg.n_test)
+    test = to_device(test, device, dtype)
+    probe_batch = head(test, cfg.probe_size)
+    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
+    clip = math.inf if cfg.clip is None else cfg.clip
+    result = Outcome()
+
+    def probe_model() -> Model:
+        """Our cell with the trained weights and the readout, in eval mode (model is left there
+        too; the training step puts it back)."""
+        model.eval()
+        if ours is not model.cell:
+            ours.load_state_dict(model.cell.state_dict())
+        return Model(ours, task, model.readout)
+
+    def evaluate(step: int, extra_rows: list) -> dict:
+        """Test metrics and the probes at `step`."""
+        probed = probe_model()
+        with torch.no_grad():
+            scores = tasks.scores(task, model(test.x), test)
+        result.metrics += [probes.row(step, "test", k, v) for k, v in scores.items()] + extra_rows
+        result.metrics += probes.inside(step, probed, probe_batch)
+        result.final = scores
+        return scores
+
+    def profile(step: int) -> None:
+        result.profiles += probes.gradient_profile(step, probe_model(), task, probe_batch)
+
+    evaluate(0, [])
+    profile(0)
+    bar = tqdm(total=cfg.steps, disable=not progress or None, leave=False, desc=f"{task.name}")
+    for step in range(1, cfg.steps + 1):
+        model.train()
+        batch = to_device(sample(cfg.batch_size), device, dtype)
+        t0 = time.perf_counter()
+        out = model(batch.x)
+        loss = tasks.losses(task, out, batch).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        evaluating = step % cfg.eval_every == 0 or step == cfg.steps
+        blocks = probes.block_grad_norms(step, model.cell, ours.layout, ours.num_layers, ours.hidden_size,
+                                         model.readout) if evaluating else []
+        grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip)  # the norm before clipping
+        if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
+            result.status = "diverged"
+            result.error = f"step {step}: loss {loss.item()}, gradient norm {grad_norm.item()}"
+            break
+        opt.step()
+        sync()
+        result.train_seconds += time.perf_counter() - t0
+        result.steps, result.train_tokens = step, result.train_tokens + batch.x.shape[0] * batch.x.shape[1]
+        bar.update()
+        if not evaluating:
+            continue
+        train_rows = [probes.row(step, "train", k, v) for k, v in tasks.scores(task, out.detach(), batch).items()]
+        train_rows.append(probes.row(step, "train", "grad_norm", grad_norm))
+        scores = evaluate(step, train_rows + blocks)
+        bar.set_postfix({task.metric: f"{scores[task.metric]:.4g}"})
+        solved_now = result.steps_to_solve is None and task.is_solved(scores[task.metric])
+        if solved_now:
+            result.steps_to_solve, result.seconds_to_solve = step, result.train_seconds
+        stop = step == cfg.steps or (solved_now and cfg.stop_when_solved)
+        if stop or (cfg.profile_every and step % cfg.profile_every == 0):
+            profile(step)
+        if stop:
+            break
+    bar.close()
+    return result

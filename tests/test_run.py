@@ -1,0 +1,207 @@
+"""The rnnbench CLI end to end, on the real configs shrunk: records, failure as data, reruns,
+kills, determinism and every kind of bad input."""
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+from bench import results, run
+from bench.results import load_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+SHRINK = ["experiment=smoke", "train.steps=4", "train.eval_every=2", "train.n_test=32", "train.probe_size=4",
+          "task.seq_len=12", "cell.hidden_size=8", "progress=false"]
+CELL_NAMES = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
+TASK_NAMES = sorted(p.stem for p in (ROOT / "conf" / "task").glob("*.yaml"))
+
+
+@pytest.fixture
+def cli(tmp_path, monkeypatch, capsys):
+    """Run `rnnbench SHRINK... results_dir=tmp/runs ARGS` in this process: (exit code, stdout, stderr)."""
+    def invoke(*args):
+        flags = [a for a in args if a.startswith("-")]  # -m goes first, as a user types it
+        overrides = [a for a in args if not a.startswith("-")]
+        argv = ["rnnbench", *flags, *SHRINK, f"results_dir={tmp_path / 'runs'}", *overrides]
+        monkeypatch.setattr(sys, "argv", argv)
+        try:
+            run.main()
+            code = 0
+        except SystemExit as e:
+            code = e.code
+        out, err = capsys.readouterr()
+        return code, out, err
+    invoke.results = tmp_path / "runs"
+    return invoke
+
+
+def execute(results_dir, *overrides):
+    """One run through the same code as the CLI, without Hydra's launcher (faster)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*SHRINK, f"results_dir={results_dir}", *overrides])
+    choices = dict(o.split("=", 1) for o in overrides if o.split("=", 1)[0] in ("cell", "task"))
+    return run.execute(cfg, choices)
+
+
+def test_a_run_prints_its_summary_and_its_rows_load(cli):
+    code, out, err = cli("cell=gru", "task=copy", "task.seq_len=50", "seed=1")
+    assert code == 0, err
+    assert "rnnbench: gru on copy (T=50, seed 1): test accuracy" in out and "(chance 0.125)" in out
+    tables = load_tables(cli.results)
+    runs, metrics, profiles = tables["runs"], tables["metrics"], tables["profiles"]
+    assert len(runs) == 1
+    r = runs.iloc[0]
+    assert (r.status, r.cell, r.task, r.seq_len, r.hidden_size, r.seed, r.device, r.impl) == \
+        ("ok", "gru", "copy", 50, 8, 1, "cpu", "loop")
+    assert r.n_params == 3 * (8 * (10 + 8) + 2 * 8) and r.n_params_readout == 8 * 9 + 9
+    for flag in ("reset_after", "reset_gate", "update_gate", "tied_gates", "minimal", "init"):
+        assert flag in runs.columns
+    assert {"threads", "dtype", "torch_version", "cpu", "git_commit", "wall_time", "config.train.lr",
+            "task_version", "train_tokens_per_s"} <= set(runs.columns)
+    assert list(metrics.columns[:5]) == ["run_id", "step", "split", "metric", "value"]
+    kinds = set(metrics.metric)
+    assert {"loss", "accuracy", "seq_accuracy", "grad_norm", "grad_norm_block", "gate_mean", "gate_saturated",
+            "step_change_h"} <= kinds and "step_change_c" not in kinds
+    gates = set(metrics[metrics.metric == "gate_mean"].gate)
+    assert gates == {"r", "z"}
+    blocks = metrics[(metrics.metric == "grad_norm_block") & (metrics.param == "weight_hh")]
+    assert set(blocks.gate) == {"r", "z", "n"}
+    assert set(profiles.quantity) == {"dL/dh", "dL/dx"} and set(profiles.step) == {0, 4}
+    assert len(profiles[(profiles.quantity == "dL/dx") & (profiles.step == 0)]) == 70  # T + 20 steps
+
+
+@pytest.mark.parametrize("cell", CELL_NAMES)
+def test_every_cell_yaml_composes_and_trains(tmp_path, cell):
+    assert execute(tmp_path, f"cell={cell}") == "ok"
+    runs = load_tables(tmp_path)["runs"]
+    assert runs.cell.tolist() == [cell] and runs.status.tolist() == ["ok"]
+
+
+@pytest.mark.parametrize("task", TASK_NAMES)
+def test_every_task_yaml_trains(tmp_path, task):
+    extra = ["task.seq_len=64"] if task == "digits" else []
+    assert execute(tmp_path, f"task={task}", *extra) == "ok"
+    metrics = load_tables(tmp_path)["metrics"]
+    assert {"loss"} < set(metrics[metrics.split == "test"].metric)
+
+
+def test_fused_backend_trains_and_is_probed_through_our_cell(tmp_path):
+    assert execute(tmp_path, "cell=lstm", "backend.impl=fused") == "ok"
+    tables = load_tables(tmp_path)
+    assert tables["runs"].impl.tolist() == ["fused"]
+    assert {"i", "f", "o"} == set(tables["metrics"].query("metric == 'gate_mean'").gate)
+    assert "step_change_c" in set(tables["metrics"].metric)
+
+
+def test_a_nan_run_is_recorded_as_diverged(cli):
+    code, out, _ = cli("cell=irnn", "train.lr=1e6", "train.clip=null", "train.steps=20")
+    assert code == 0 and "DIVERGED" in out
+    r = load_tables(cli.results)["runs"].iloc[0]
+    assert r.status == "diverged" and "nan" in r.error and r.steps < 20
+
+
+def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, monkeypatch):
+    real_train = run.train
+
+    def train_failing_on_seed_1(*args, **kwargs):
+        if args[4] == 1:  # the seed
+            raise RuntimeError("simulated out-of-memory")
+        return real_train(*args, **kwargs)
+
+    monkeypatch.setattr(run, "train", train_failing_on_seed_1)
+    code, out, _ = cli("-m", "seed=0,1,2")
+    assert code == 0
+    runs = load_tables(cli.results)["runs"].set_index("seed")
+    assert runs.status.to_dict() == {0: "ok", 1: "failed", 2: "ok"}
+    assert runs.error[1] == "RuntimeError: simulated out-of-memory"
+    monkeypatch.setattr(run, "train", real_train)  # a rerun retries the failed run, skips the others
+    code, out, _ = cli("-m", "seed=0,1,2")
+    assert out.count("skipped") == 2
+    runs = load_tables(cli.results)["runs"]
+    assert sorted(runs.status) == ["ok"] * 3 and len(runs) == 3
+
+
+def test_rerun_skips_complete_runs_and_rerun_true_repeats_them_identically(cli):
+    cli("seed=5")
+    first = load_tables(cli.results)
+    code, out, _ = cli("seed=5")
+    assert "skipped" in out
+    code, out, _ = cli("seed=5", "rerun=true")
+    assert "skipped" not in out
+    second = load_tables(cli.results)
+    assert len(second["runs"]) == 1 and len(second["metrics"]) == len(first["metrics"])
+    for name in ("metrics", "profiles"):  # the same seed gives the same numbers
+        assert first[name].equals(second[name])
+
+
+def test_run_id_is_the_config_without_where_it_is_written(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        ids = [run.plan(compose("config", overrides=[*SHRINK, *o])).run_id
+               for o in ([], ["results_dir=elsewhere", "progress=true", "rerun=true"], ["seed=1"], ["cell=gru"])]
+    assert ids[0] == ids[1] and len(set(ids)) == 3
+
+
+def test_a_killed_multirun_rerun_holds_every_run_once(tmp_path):
+    """SIGKILL mid-sweep, then the same command: each run exactly once, no duplicated rows.
+    Also runs from a folder outside the clone: the config tree is found by the command."""
+    exe = Path(sys.executable).parent / "rnnbench"
+    cmd = [str(exe), "-m", *SHRINK, "train.steps=60", "train.eval_every=10", "results_dir=runs", "seed=0,1,2,3,4,5"]
+    proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    deadline = time.time() + 120
+    while not list((tmp_path / "runs").glob("*/runs.parquet")) and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = len(list((tmp_path / "runs").glob("*/runs.parquet")))
+    assert 1 <= done_before < 6
+    subprocess.run(cmd, cwd=tmp_path, check=True, capture_output=True, timeout=300)
+    tables = load_tables(tmp_path / "runs")
+    assert sorted(tables["runs"].seed) == [0, 1, 2, 3, 4, 5] and tables["runs"].run_id.is_unique
+    m = tables["metrics"]
+    keys = ["run_id", "step", "split", "metric", "layer", "param", "gate"]
+    assert not m.fillna({"param": "", "gate": ""}).duplicated(keys).any()
+    assert set(m.run_id) == set(tables["runs"].run_id)
+
+
+BAD = [
+    (["cell=transformer"], "Could not find 'cell/transformer'", "gru, gru_no_reset"),
+    (["task=imagenet"], "Could not find 'task/imagenet'", "adding, copy, counting"),
+    (["backend=tpu"], "Could not find 'backend/tpu'", "cpu, cuda, mps"),
+    (["+cell.forget_gatez=false"], "no flag 'forget_gatez'", "forget_gate"),
+    (["cell.forget_gatez=false"], "unknown key 'cell.forget_gatez'", "hidden_size"),
+    (["train.stepz=3"], "unknown key 'train.stepz'", "steps, batch_size"),
+    (["cell=lstm_cifg", "+cell.forget_gate=false"], "contradicts forget_gate=False", "coupled_gates"),
+    (["cell=mgu", "+cell.tied_gates=false"], "contradicts tied_gates=False", "minimal"),
+    (["cell.hidden_size=0"], "hidden_size=0", "integer >= 1"),
+    (["task.seq_len=-3"], "seq_len=-3", "integer >= 2"),
+    (["task=digits"], "seq_len=12", "64"),
+    (["train.steps=0"], "train.steps=0", "integer >= 1"),
+    (["train.lr=-1"], "train.lr=-1", "> 0"),
+    (["backend.device=cuda"] if not __import__("torch").cuda.is_available() else ["backend.device=tpu"],
+     "backend.device=", "cpu"),
+    (["backend.impl=jit"], "backend.impl='jit'", "loop | fused"),
+    (["backend.impl=fused", "cell=gru_untied"], "tied_gates=False", "backend.impl=loop"),
+    (["+cell.nonlinearity=relu"], "no flag 'nonlinearity'", "input_gate"),
+]
+
+
+@pytest.mark.parametrize("args,problem,valid", BAD, ids=[" ".join(b[0]) for b in BAD])
+def test_bad_input_ends_with_one_line_and_no_rows(cli, args, problem, valid):
+    code, out, err = cli(*args)
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("rnnbench: error: ")
+    assert problem in lines[0] and valid in lines[0] and "Traceback" not in err
+    assert not cli.results.exists()
+
+
+def test_a_multirun_with_one_bad_job_starts_none(cli):
+    code, out, err = cli("-m", "cell=lstm,lstm_cifg,lstm_nfg", "+cell.forget_bias=1.0")
+    assert code == 2 and "forget_bias" in err and "contradicts forget_gate=False" in err
+    assert not cli.results.exists() and "rnnbench: lstm" not in out
+    assert results.load_tables(cli.results)["runs"].empty

@@ -1,0 +1,152 @@
+"""Every task: shapes, pure seeding, a fixed test set per seed, its structure, and its chance
+baseline measured on the baseline predictor against the stated value."""
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from hydra.utils import instantiate
+from omegaconf import OmegaConf
+
+from bench import tasks
+
+CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
+TASK_NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
+
+
+def make(name, **overrides):
+    return instantiate(OmegaConf.merge(OmegaConf.load(CONF / f"{name}.yaml"), overrides))
+
+
+def short(name):
+    return make(name, **({} if name == "digits" else {"seq_len": 30}))
+
+
+def test_every_task_of_the_mission_has_a_yaml():
+    assert set(TASK_NAMES) == {"adding", "copy", "selective_copy", "temporal_order", "digits", "counting"}
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_shapes_and_types(name):
+    task = short(name)
+    sample, test = task.splits(0, 50)
+    for batch in (sample(8), test):
+        T, B, I = batch.x.shape
+        assert I == task.input_size and batch.x.dtype == torch.float32
+        if task.target == "regression":
+            assert batch.y.shape == (B,) and batch.y.is_floating_point()
+        elif task.target == "last":
+            assert batch.y.shape == (B,) and batch.y.max() < task.output_size
+        else:
+            assert batch.y.shape == batch.score.shape == (T, B) and batch.y.max() < task.output_size
+    assert sample(8).x.shape[1] == 8
+
+
+@pytest.mark.parametrize("name", TASK_NAMES)
+def test_same_seed_same_data_and_test_set_independent_of_training_draws(name):
+    task = short(name)
+    s1, test1 = task.splits(3, 40)
+    a = [s1(16) for _ in range(3)]
+    s2, test2 = task.splits(3, 40)
+    b = [s2(16) for _ in range(3)]
+    for u, v in zip(a + [test1], b + [test2]):
+        assert torch.equal(u.x, v.x) and torch.equal(u.y, v.y)
+    _, test_other_seed = task.splits(4, 40)
+    if name != "counting":  # counting's test set is every longer n, the same for every seed
+        assert not torch.equal(test1.x, test_other_seed.x)
+    assert not torch.equal(a[0].x, a[1].x)  # the training stream moves on
+
+
+def test_adding_structure_and_chance():
+    task = make("adding", seq_len=50)
+    _, test = task.splits(0, 20000)
+    marks = test.x[..., 1]
+    assert torch.equal(marks[:25].sum(0), torch.ones(20000)) and torch.equal(marks[25:].sum(0), torch.ones(20000))
+    assert torch.allclose((test.x[..., 0] * marks).sum(0), test.y)
+    mse = tasks.scores(task, torch.ones(20000), test)["mse"]  # predict 1, the mean
+    se = ((test.y - 1) ** 2).std().item() / math.sqrt(20000)
+    assert abs(mse - task.chance["mse"]) < 4 * se and task.chance["mse"] == pytest.approx(1 / 6)
+    assert task.is_solved(0.009) and not task.is_solved(0.011)
+
+
+@pytest.mark.parametrize("name", ["copy", "selective_copy"])
+def test_copy_structure_and_chance(name):
+    T, n = 40, 4000
+    task = make(name, seq_len=T)
+    _, test = task.splits(0, n)
+    symbols_in = test.x.argmax(-1)  # (T + 20, n)
+    assert test.x.shape[0] == T + 20
+    assert (symbols_in[T + 9] == tasks.DELIMITER).all()
+    recalled = test.y[T + 10:]
+    shown = symbols_in[:T + 9]
+    for col in range(0, n, 397):  # the recall targets are the shown symbols, in order
+        assert torch.equal(shown[:, col][shown[:, col] != tasks.BLANK], recalled[:, col])
+    if name == "copy":
+        assert torch.equal(shown[:10], recalled)
+    assert (test.y[:T + 10] == tasks.BLANK).all() and test.score[T + 10:].all() and not test.score[:T + 10].any()
+    # the baseline: blank where blank is right, uniform over the 8 symbols at the 10 recall steps
+    logits = torch.full((T + 20, n, 9), -1e9)
+    logits[:T + 10, :, tasks.BLANK] = 0
+    logits[T + 10:, :, 1:] = 0
+    got = tasks.scores(task, logits, test)
+    assert got["loss"] == pytest.approx(10 * math.log(8) / (T + 20), rel=1e-6)
+    assert got["loss"] == pytest.approx(task.chance["loss"], rel=1e-6)
+    assert abs(got["accuracy"] - task.chance["accuracy"]) < 4 * math.sqrt(1 / 8 * 7 / 8 / (10 * n))
+    perfect = torch.nn.functional.one_hot(test.y, 9).float()
+    assert tasks.scores(task, perfect, test)["accuracy"] == 1.0 and task.is_solved(0.99)
+
+
+def test_temporal_order_structure_and_chance():
+    T, n = 100, 8000
+    task = make("temporal_order", seq_len=T)
+    _, test = task.splits(1, n)
+    s = test.x.argmax(-1)
+    sym = tasks.TO_SYMBOLS
+    assert (s[0] == sym.index("B")).all() and (s[-1] == sym.index("E")).all()
+    relevant = (s == sym.index("X")) | (s == sym.index("Y"))
+    assert (relevant.sum(0) == 2).all()
+    assert not relevant[:10].any() and not relevant[21:50].any() and not relevant[61:].any()
+    first, second = (torch.where(relevant[w], s[w], 0).max(0).values for w in (slice(10, 21), slice(50, 61)))
+    assert torch.equal(test.y, 2 * (first == sym.index("Y")).long() + (second == sym.index("Y")).long())
+    acc = tasks.scores(task, torch.zeros(n, 4), test)["accuracy"]  # always class 0
+    assert abs(acc - task.chance["accuracy"]) < 4 * math.sqrt(0.25 * 0.75 / n)
+
+
+@pytest.mark.parametrize("permute", [False, True])
+def test_digits_structure_and_chance(permute):
+    task = make("digits", permute=permute)
+    sample, test = task.splits(0, 0)
+    assert test.x.shape == (64, 359, 1) and 0 <= test.x.min() and test.x.max() <= 1
+    acc = max(tasks.scores(task, torch.eye(10)[c].expand(359, 10), test)["accuracy"] for c in range(10))
+    assert abs(acc - task.chance["accuracy"]) < 0.04  # the majority class of near-equal classes
+    _, test_other = task.splits(1, 0)
+    assert not torch.equal(test.y, test_other.y)  # each seed holds out its own split
+    plain = make("digits", permute=False).splits(0, 0)[1]
+    assert torch.equal(plain.y, test.y)
+    assert torch.equal(plain.x.sort(0).values, test.x.sort(0).values)  # same pixels, maybe reordered
+    assert torch.equal(plain.x, test.x) != permute
+
+
+def test_counting_structure_and_chance():
+    task = make("counting", seq_len=21)  # trained on n <= 10, tested on n in 11..20
+    sample, test = task.splits(0, 40)
+    train = sample(500)
+    ns_train = (train.x.argmax(-1) == 1).logical_and(train.x.sum(-1) > 0).sum(0)
+    assert ns_train.min() >= 1 and ns_train.max() == 10 and train.x.shape[0] <= 21
+    ns_test = ((test.x.argmax(-1) == 1) & (test.x.sum(-1) > 0)).sum(0)
+    assert set(ns_test.tolist()) == set(range(11, 21))
+    # a perfect counter scores 1; the bigram rule "b follows b" (it cannot count) scores 0
+    perfect = torch.nn.functional.one_hot(test.y, 3).float()
+    assert tasks.scores(task, perfect, test)["seq_accuracy"] == 1.0
+    inputs = test.x.argmax(-1)
+    bigram = torch.nn.functional.one_hot(torch.where(inputs == 2, 1, 0), 3).float()
+    assert tasks.scores(task, bigram, test)["seq_accuracy"] == task.chance["seq_accuracy"] == 0.0
+    assert task.solved is None and not task.is_solved(1.0)
+
+
+@pytest.mark.parametrize("name,seq_len,message", [("adding", 1, ">= 2"), ("copy", 0, ">= 1"),
+                                                   ("temporal_order", 5, ">= 10"), ("counting", 2, ">= 3"),
+                                                   ("digits", 100, "64"), ("adding", 2.5, "integer")])
+def test_bad_lengths_are_refused(name, seq_len, message):
+    with pytest.raises(Exception, match=message):
+        make(name, seq_len=seq_len)
