@@ -56,9 +56,8 @@ def check_train(cfg: DictConfig) -> None:
         raise ValueError(f"train.lr={cfg.train.lr!r} is not valid; allowed: a number > 0")
     if cfg.train.clip is not None and (not isinstance(cfg.train.clip, (int, float)) or cfg.train.clip <= 0):
         raise ValueError(f"train.clip={cfg.train.clip!r} is not valid; allowed: a number > 0 or null")
-    for key in ("stop_when_solved",):
-        if not isinstance(cfg.train[key], bool):
-            raise ValueError(f"train.{key}={cfg.train[key]!r} is not valid; allowed: true | false")
+    if not isinstance(cfg.train.stop_when_solved, bool):
+        raise ValueError(f"train.stop_when_solved={cfg.train.stop_when_solved!r} is not valid; allowed: true | false")
 
 
 def _instantiate(node, what: str, **kwargs):
@@ -84,9 +83,9 @@ def plan(cfg: DictConfig, device: str = "meta") -> Plan:
     return Plan(task, cell, backend, config, results.run_id(identity))
 
 
-def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, started: str, cell, readout) -> dict:
+def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, started: str) -> dict:
     """The run's row of the runs table: contract columns first, then the flags, then the rest."""
-    task, solved = p.task, outcome is not None and outcome.steps_to_solve is not None
+    task, cell, solved = p.task, p.cell, outcome is not None and outcome.steps_to_solve is not None
     final = outcome.final.get(task.metric) if outcome else None
     flat = pd.json_normalize(p.config, sep=".").iloc[0].to_dict()
     return {
@@ -95,7 +94,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
         **cell.flags,
         "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
-        "n_params_readout": sum(q.numel() for q in readout.parameters()),
+        "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
         "metric": task.metric, "final_value": final, "chance": task.chance.get(task.metric),
         "solved_threshold": task.solved, "solved": solved,
         "steps": outcome.steps if outcome else 0,
@@ -118,17 +117,16 @@ def execute(cfg: DictConfig, choices: dict) -> str:
     p.backend.apply()
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     status, error, outcome = "failed", None, None
-    torch.manual_seed(cfg.seed)
-    cell = instantiate(cfg.cell, input_size=p.task.input_size)
-    model = Model(p.backend.build(cell), p.task).to(p.backend.device, p.backend.torch_dtype)
+    device, dtype = p.backend.device, p.backend.torch_dtype
     try:
-        outcome = train(model, cell.to(p.backend.device, p.backend.torch_dtype), p.task, cfg.train, cfg.seed,
-                        p.backend.device, p.backend.torch_dtype, progress=cfg.progress)
+        torch.manual_seed(cfg.seed)
+        cell = instantiate(cfg.cell, input_size=p.task.input_size)
+        model = Model(p.backend.build(cell), p.task).to(device, dtype)
+        outcome = train(model, cell.to(device, dtype), p.task, cfg.train, cfg.seed, device, dtype, cfg.progress)
         status, error = outcome.status, outcome.error
     except Exception as e:  # a failed run is a result: record it and let the sweep go on
         error = f"{type(e).__name__}: {e}"
-    wall = time.perf_counter() - t0
-    row = record(p, choices, status, error, outcome, wall, started, cell, model.readout)
+    row = record(p, choices, status, error, outcome, time.perf_counter() - t0, started)
     tag = lambda rows: [{"run_id": p.run_id, **r} for r in rows]  # noqa: E731
     folder = results.write_run(cfg.results_dir, p.run_id, row, tag(outcome.metrics if outcome else []),
                                tag(outcome.profiles if outcome else []))
