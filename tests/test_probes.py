@@ -1,0 +1,73 @@
+"""The measurements inside the network: the cells' trace, gate statistics, step changes, gradient
+norms per block and the per-timestep gradient profiles, against direct computations."""
+import pytest
+import torch
+
+import cells
+from bench import probes, tasks
+from bench.train import Model
+
+F64 = torch.float64
+
+
+@pytest.mark.parametrize("flags,gates", [({}, {"i", "f", "o"}), ({"coupled_gates": True}, {"f", "o"}),
+                                         ({"output_gate": False}, {"i", "f"})], ids=str)
+def test_trace_records_every_step_of_every_layer(flags, gates):
+    cell = cells.LSTM(3, 5, 2, dtype=F64, **flags)
+    x = torch.randn(7, 4, 3, dtype=F64)
+    with cell.trace() as trace:
+        out, (h, c) = cell(x)
+    assert len(trace) == 2 and all(len(layer["states"]) == 7 for layer in trace)
+    assert torch.equal(torch.stack([s[0] for s in trace[1]["states"]]), out)
+    assert torch.equal(trace[0]["states"][-1][1], c[0])
+    assert set(trace[0]["gates"][0]) == gates
+    assert cell._trace is None  # tracing ends with the block
+    assert torch.equal(cell(x)[0], out)
+
+
+def test_gate_statistics_and_step_changes():
+    task = tasks.adding(20)
+    cell = cells.LSTM(2, 6, forget_bias=30.0)  # f = σ(30 + small) = 1: saturated, mean 1
+    model = Model(cell, task)
+    batch = task.splits(0, 16)[1]
+    rows = {(r["metric"], r["gate"]): r["value"] for r in probes.inside(0, model, batch)}
+    assert rows[("gate_saturated", "f")] == 1.0 and rows[("gate_mean", "f")] == pytest.approx(1.0, abs=1e-6)
+    assert rows[("gate_saturated", "i")] == 0.0 and abs(rows[("gate_mean", "i")] - 0.5) < 0.1  # σ(small)
+    with cell.trace() as trace:
+        cell(batch.x)
+    c = torch.stack([s[1] for s in trace[0]["states"]])  # (T, B, H)
+    want = ((c[1:] - c[:-1]).norm(dim=-1) / c[:-1].norm(dim=-1)).mean()
+    assert rows[("step_change_c", None)] == pytest.approx(want.item(), rel=1e-5)
+
+
+def test_block_grad_norms_split_each_parameter_by_gate():
+    task = tasks.temporal_order(20)
+    cell = cells.GRU(8, 5, 2, tied_gates=False)
+    model = Model(cell, task)
+    batch = task.splits(0, 8)[1]
+    tasks.losses(task, model(batch.x), batch).mean().backward()
+    rows = probes.block_grad_norms(3, cell, cell.layout, 2, 5, model.readout)
+    got = {(r["layer"], r["param"], r["gate"]): r["value"] for r in rows}
+    assert got[(1, "weight_hh", "i")] == pytest.approx(cell.weight_hh_l1.grad[15:20].norm().item())
+    assert got[(0, "bias_ih", "z")] == pytest.approx(cell.bias_ih_l0.grad[5:10].norm().item())
+    assert len(got) == 2 * 4 * 4 + 1  # layers x params x blocks, and the readout
+
+
+def test_gradient_profile_matches_direct_autograd_and_torchs_fused_kernel():
+    task = tasks.adding(15)
+    cell = cells.LSTM(2, 6, dtype=F64)
+    model = Model(cell, task).to(F64)
+    batch = task.splits(0, 8)[1]
+    batch = tasks.Batch(batch.x.to(F64), batch.y.to(F64))
+    rows = probes.gradient_profile(5, model, task, batch)
+    dx = [r["value"] for r in rows if r["quantity"] == "dL/dx"]
+    dh_last = [r["value"] for r in rows if r["quantity"] == "dL/dh"][-1]
+    # ℓ = (w·h_T + b - y)², so ∂ℓ/∂h_T = 2 (pred - y) w for each example
+    pred = model(batch.x)
+    want = (2 * (pred - batch.y).abs() * model.readout.weight.norm()).mean()
+    assert dh_last == pytest.approx(want.item(), rel=1e-9)
+    # ∂ℓ/∂x_t through torch's own nn.LSTM with the same weights
+    fused = Model(cell.to_torch(), task, model.readout)
+    x = batch.x.clone().requires_grad_()
+    tasks.losses(task, fused(x), batch).sum().backward()
+    assert torch.allclose(torch.tensor(dx, dtype=F64), x.grad.norm(dim=-1).mean(1), rtol=1e-9)
