@@ -1,22 +1,61 @@
 """Backends (MISSION.md section 6): the `backend` config group is read here and nowhere else.
 
-A backend is device ('cpu' | 'cuda' | 'mps'), implementation ('loop': our cells in eager
-PyTorch; 'fused': torch's own nn.RNN/LSTM/GRU, standard cells only), dtype ('float32' |
-'float64') and CPU threads. Every result row names all four.
+A backend is
+- device: 'cpu' | 'cuda' | 'mps';
+- implementation: 'loop' (our cells in eager PyTorch), 'fused' (torch's own nn.RNN/LSTM/GRU,
+  standard cells only), 'script' (our cells traced to TorchScript, once per input shape),
+  'compile' (our cells through torch.compile);
+- dtype: 'float32', 'float64' (for checks) or 'bfloat16' (float32 weights, bfloat16 autocast);
+- CPU threads.
+Every result row names all four.
 """
+import contextlib
 import os
 import platform
 import subprocess
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
+from torch import nn
 
 import cells
 
 DEVICES = ("cpu", "cuda", "mps")
-IMPLS = ("loop", "fused")
-DTYPES = {"float32": torch.float32, "float64": torch.float64}
+IMPLS = ("loop", "fused", "script", "compile")
+DTYPES = {  # name -> (parameter dtype, autocast dtype or None)
+    "float32": (torch.float32, None),
+    "float64": (torch.float64, None),
+    "bfloat16": (torch.float32, torch.bfloat16),
+}
+
+
+class Traced(nn.Module):
+    """Our cell traced to TorchScript, one trace per input shape; it shares the cell's parameters."""
+
+    def __init__(self, cell: cells.Recurrent):
+        super().__init__()
+        self.cell, self._traces = cell, {}
+        self.hidden_size = cell.hidden_size
+
+    def forward(self, input, hx=None):
+        if hx is not None:  # traces are specialised to the initial state being zeros
+            return self.cell(input, hx)
+        key = (tuple(input.shape), input.dtype, input.device, torch.is_grad_enabled(), self.training)
+        if key not in self._traces:
+            with warnings.catch_warnings():  # deprecation, and "specialised to this shape": both known
+                warnings.simplefilter("ignore")
+                self._traces[key] = torch.jit.trace(self.cell, (input,), check_trace=False)
+        return self._traces[key](input)
+
+
+IMPL_BUILDERS = {
+    "loop": lambda cell: cell,
+    "fused": lambda cell: cell.to_torch(),
+    "script": Traced,
+    "compile": lambda cell: torch.compile(cell, dynamic=False),
+}
 
 
 @dataclass(frozen=True)
@@ -28,16 +67,35 @@ class Backend:
 
     @property
     def torch_dtype(self) -> torch.dtype:
-        return DTYPES[self.dtype]
+        """The dtype of parameters and inputs."""
+        return DTYPES[self.dtype][0]
+
+    def autocast(self):
+        """The context every forward pass runs in: bfloat16 autocast, or nothing."""
+        cast = DTYPES[self.dtype][1]
+        return torch.autocast(self.device, dtype=cast) if cast is not None else contextlib.nullcontext()
 
     def apply(self) -> None:
         """Process-wide settings a run needs: the CPU thread count."""
         torch.set_num_threads(self.threads)
 
-    def build(self, cell: cells.Recurrent) -> torch.nn.Module:
-        """The module that runs: ours, or torch's twin with the same weights for 'fused'."""
-        module = cell.to_torch() if self.impl == "fused" else cell
-        return module.to(device=self.device, dtype=self.torch_dtype)
+    def build(self, cell: cells.Recurrent) -> nn.Module:
+        """The module that runs `cell` on this backend, moved to its device and dtype. Only
+        'fused' copies the weights (into torch's module); the others share the cell's."""
+        cell = cell.to(device=self.device, dtype=self.torch_dtype)
+        return IMPL_BUILDERS[self.impl](cell).to(device=self.device, dtype=self.torch_dtype)
+
+
+def weights_of(module: nn.Module, ours: cells.Recurrent) -> nn.Module:
+    """The module holding the trained parameters: torch's own for 'fused', else our cell
+    (which 'script' and 'compile' wrap and share)."""
+    return module if isinstance(module, nn.RNNBase) else ours
+
+
+def sync_weights(module: nn.Module, ours: cells.Recurrent) -> None:
+    """Give our cell the trained weights, for the probes (a copy only 'fused' needs)."""
+    if weights_of(module, ours) is not ours:
+        ours.load_state_dict(module.state_dict())
 
 
 def device_available(device: str) -> bool:
@@ -56,6 +114,8 @@ def resolve(cfg) -> Backend:
     if not device_available(cfg.device):
         raise ValueError(f"backend.device={cfg.device!r} is not available on this machine; "
                          f"available: {' | '.join(d for d in DEVICES if device_available(d))}")
+    if cfg.device == "mps" and cfg.dtype == "float64":
+        raise ValueError("backend.dtype='float64' is not available on mps; allowed: float32 | bfloat16")
     threads = cfg.threads
     if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= (os.cpu_count() or 1):
         raise ValueError(f"backend.threads={threads!r} is not valid; allowed: an integer from 1 to {os.cpu_count()}")

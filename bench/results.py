@@ -1,8 +1,10 @@
 """The result tables: tidy, one row per observation, written atomically, one folder per run.
 
-    RESULTS_DIR/<run_id>/metrics.parquet   run_id, step, split, metric, value, layer, param, gate
-    RESULTS_DIR/<run_id>/profiles.parquet  run_id, step, t, quantity, layer, value
-    RESULTS_DIR/<run_id>/runs.parquet      one row: the run's config, status and fingerprint
+    RESULTS_DIR/<run_id>/metrics.parquet     run_id, step, split, metric, value, layer, param, gate
+    RESULTS_DIR/<run_id>/profiles.parquet    run_id, step, t, quantity, layer, value
+    RESULTS_DIR/<run_id>/throughput.parquet  run_id, pass, seq_len, batch_size, tokens_per_s, ...
+    RESULTS_DIR/<run_id>/runs.parquet        one row: the run's config, status and fingerprint
+Every row of every table also names the backend: device, impl, dtype, threads.
 
 runs.parquet is written last and is the mark of a complete record: a run killed before it
 leaves nothing that load_tables reads, and its rerun replaces the rest. Identifiers are read
@@ -15,11 +17,15 @@ from pathlib import Path
 
 import pandas as pd
 
-TABLES = ("runs", "metrics", "profiles")
+TABLES = ("runs", "metrics", "profiles", "throughput")
+BACKEND = ["device", "impl", "dtype", "threads"]
 COLUMNS = {
-    "runs": ["run_id", "status", "cell", "task", "seq_len", "hidden_size", "seed", "n_params", "device", "impl"],
-    "metrics": ["run_id", "step", "split", "metric", "value", "layer", "param", "gate"],
-    "profiles": ["run_id", "step", "t", "quantity", "layer", "value"],
+    "runs": ["run_id", "status", "cell", "task", "seq_len", "hidden_size", "seed", "n_params", *BACKEND],
+    "metrics": ["run_id", "step", "split", "metric", "value", "layer", "param", "gate", *BACKEND],
+    "profiles": ["run_id", "step", "t", "quantity", "layer", "value", *BACKEND],
+    "throughput": ["run_id", "pass", "seq_len", "batch_size", "input_size", "hidden_size", "tokens_per_s",
+                   "seconds", "seconds_q1", "seconds_q3", "repeats", "macs_per_token", "saved_bytes",
+                   "peak_bytes", *BACKEND],
 }
 DONE = ("ok", "diverged")  # statuses a rerun skips; 'failed' runs are retried
 
@@ -43,20 +49,25 @@ def status_of(results_dir, rid: str) -> str | None:
     return pd.read_parquet(path, columns=["status"])["status"].iloc[0]
 
 
-def write_run(results_dir, rid: str, runs: dict, metrics: list[dict], profiles: list[dict]) -> Path:
-    """Write one run's three tables; runs.parquet goes last (and first goes any old one)."""
+def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) -> Path:
+    """Write one run's tables; runs.parquet goes last (and first goes any old one). Each row of
+    `tables` (metrics, profiles, throughput) gets the run's id and backend columns."""
     folder = Path(results_dir) / rid
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "runs.parquet").unlink(missing_ok=True)  # an old record must not pair with new rows
-    for name, rows in (("metrics", metrics), ("profiles", profiles)):
-        frame = pd.DataFrame(rows, columns=COLUMNS[name]).astype({"layer": "Int64"})  # None: not per layer
+    tag = {"run_id": rid, **{k: runs[k] for k in BACKEND}}
+    for name in TABLES[1:]:
+        frame = pd.DataFrame([{**r, **tag} for r in tables.get(name, [])], columns=COLUMNS[name])
+        if "layer" in frame:
+            frame = frame.astype({"layer": "Int64"})  # None: not per layer
         _write_atomic(frame, folder / f"{name}.parquet")
     _write_atomic(pd.DataFrame([runs]), folder / "runs.parquet")
     return folder
 
 
 def load_tables(results_dir) -> dict[str, pd.DataFrame]:
-    """{'runs', 'metrics', 'profiles'} -> DataFrame, from every complete run under results_dir."""
+    """{'runs', 'metrics', 'profiles', 'throughput'} -> DataFrame, from every complete run under
+    results_dir (tables a run did not write are empty)."""
     root = Path(results_dir)
     folders = sorted(p.parent for p in root.glob("*/runs.parquet")) if root.is_dir() else []
     tables = {}

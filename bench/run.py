@@ -24,8 +24,8 @@ from omegaconf.errors import OmegaConfBaseException
 
 import cells
 
-from . import backends, results, tasks
-from .train import Model, train
+from . import backends, measure, results, tasks
+from .train import Model, Outcome, train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 NOT_IN_ID = ("results_dir", "rerun", "progress")  # where and how a run is shown, not what it computes
@@ -45,6 +45,16 @@ class Plan:
 def _positive_int(name, value, minimum=1):
     if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
         raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
+
+
+def check_top(cfg: DictConfig) -> None:
+    """The keys outside the groups: mode, seed, train.*, throughput.*."""
+    if cfg.mode not in MODES:
+        raise ValueError(f"mode={cfg.mode!r} is not valid; allowed: {' | '.join(MODES)}")
+    for key in ("batch_size", "input_size", "repeats"):
+        _positive_int(f"throughput.{key}", cfg.throughput[key])
+    _positive_int("throughput.warmup", cfg.throughput.warmup, 0)
+    check_train(cfg)
 
 
 def check_train(cfg: DictConfig) -> None:
@@ -72,7 +82,7 @@ def _instantiate(node, what: str, **kwargs):
 def plan(cfg: DictConfig, device: str = "meta") -> Plan:
     """Check a composed config and build what it names; ValueError / TypeError name the problem."""
     config = OmegaConf.to_container(cfg, resolve=True)
-    check_train(cfg)
+    check_top(cfg)
     task = _instantiate(cfg.task, "task")
     backend = backends.resolve(cfg.backend)
     if cfg.cell.get("_target_") not in CELL_TARGETS:
@@ -90,10 +100,10 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
     flat = pd.json_normalize(p.config, sep=".").iloc[0].to_dict()
     return {
         "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
-        "task": task.name, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
+        "task": task.name if p.config["mode"] == "train" else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
         **cell.flags,
-        "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
+        "mode": p.config["mode"], "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
         "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
         "metric": task.metric, "final_value": final, "chance": task.chance.get(task.metric),
         "solved_threshold": task.solved, "solved": solved,
@@ -107,6 +117,28 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
     }
 
 
+def train_run(cfg: DictConfig, p: Plan) -> Outcome:
+    """mode=train: the cell and a readout trained on the task."""
+    torch.manual_seed(cfg.seed)
+    cell = instantiate(cfg.cell, input_size=p.task.input_size)
+    model = Model(p.backend.build(cell), p.task).to(p.backend.device, p.backend.torch_dtype)
+    return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress)
+
+
+def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
+    """mode=throughput: tokens/s of the cell alone on random input of the task's length."""
+    torch.manual_seed(cfg.seed)
+    t = cfg.throughput
+    cell = instantiate(cfg.cell, input_size=t.input_size)
+    rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
+                              t.repeats, t.warmup)
+    macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token
+    return Outcome(throughput=[{**r, "hidden_size": cell.hidden_size, "macs_per_token": macs} for r in rows])
+
+
+MODES = {"train": train_run, "throughput": throughput_run}
+
+
 def execute(cfg: DictConfig, choices: dict) -> str:
     """One run: skipped when complete, else trained and recorded whatever happens. Returns its status."""
     p = plan(cfg)
@@ -117,27 +149,28 @@ def execute(cfg: DictConfig, choices: dict) -> str:
     p.backend.apply()
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
     status, error, outcome = "failed", None, None
-    device, dtype = p.backend.device, p.backend.torch_dtype
     try:
-        torch.manual_seed(cfg.seed)
-        cell = instantiate(cfg.cell, input_size=p.task.input_size)
-        model = Model(p.backend.build(cell), p.task).to(device, dtype)
-        outcome = train(model, cell.to(device, dtype), p.task, cfg.train, cfg.seed, device, dtype, cfg.progress)
+        outcome = MODES[cfg.mode](cfg, p)
         status, error = outcome.status, outcome.error
     except Exception as e:  # a failed run is a result: record it and let the sweep go on
         error = f"{type(e).__name__}: {e}"
     row = record(p, choices, status, error, outcome, time.perf_counter() - t0, started)
-    tag = lambda rows: [{"run_id": p.run_id, **r} for r in rows]  # noqa: E731
-    folder = results.write_run(cfg.results_dir, p.run_id, row, tag(outcome.metrics if outcome else []),
-                               tag(outcome.profiles if outcome else []))
-    print(summary(row, folder))
+    tables = {} if outcome is None else {"metrics": outcome.metrics, "profiles": outcome.profiles,
+                                         "throughput": outcome.throughput}
+    folder = results.write_run(cfg.results_dir, p.run_id, row, tables)
+    print(summary(row, outcome, folder))
     return status
 
 
-def summary(row: dict, folder: Path) -> str:
+def summary(row: dict, outcome: Outcome | None, folder: Path) -> str:
     what = f"{row['cell']} on {row['task']} (T={row['seq_len']}, seed {row['seed']})"
     if row["status"] == "failed":
         return f"rnnbench: {what}: failed: {row['error']} -> {folder}"
+    if outcome.throughput:
+        speeds = ", ".join(f"{r['pass']} {r['tokens_per_s']:,.0f} tokens/s" for r in outcome.throughput)
+        r = outcome.throughput[0]
+        return (f"rnnbench: {row['cell']} ({row['impl']}, {row['device']}, {row['dtype']}, {row['threads']} thread(s)) "
+                f"T={r['seq_len']} B={r['batch_size']} I={r['input_size']} H={r['hidden_size']}: {speeds} -> {folder}")
     value = "-" if row["final_value"] is None else f"{row['final_value']:.4g}"
     chance = "" if row["chance"] is None else f" (chance {row['chance']:.4g})"
     if row["solved"]:

@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import probes, tasks
+from . import backends, probes, tasks
 
 
 class Model(nn.Module):
@@ -39,6 +39,7 @@ class Outcome:
     final: dict = field(default_factory=dict)  # test metrics of the last evaluation
     metrics: list = field(default_factory=list)
     profiles: list = field(default_factory=list)
+    throughput: list = field(default_factory=list)  # rows of a throughput run (measure.throughput)
 
 
 def to_device(batch: tasks.Batch, device, dtype) -> tasks.Batch:
@@ -52,10 +53,11 @@ def head(batch: tasks.Batch, n: int) -> tasks.Batch:
     return tasks.Batch(cut(batch.x), cut(batch.y), cut(batch.score), cut(batch.mask))
 
 
-def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, device: str,
-          dtype: torch.dtype, progress: bool = True) -> Outcome:
-    """cfg is the `train` config. `ours` is our cell with model.cell's weights for the probes
-    (the same object unless model.cell is torch's fused module)."""
+def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backend: backends.Backend,
+          progress: bool = True) -> Outcome:
+    """cfg is the `train` config. `ours` is our cell, which the probes run with model.cell's
+    weights (model.cell is ours itself, a wrapper sharing its parameters, or torch's module)."""
+    device, dtype = backend.device, backend.torch_dtype
     sample, test = task.splits(seed, cfg.n_test)
     test = to_device(test, device, dtype)
     probe_batch = head(test, cfg.probe_size)
@@ -68,22 +70,22 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, devic
         """Our cell with the trained weights and the readout, in eval mode (model is left there
         too; the training step puts it back)."""
         model.eval()
-        if ours is not model.cell:
-            ours.load_state_dict(model.cell.state_dict())
+        backends.sync_weights(model.cell, ours)
         return Model(ours, task, model.readout)
 
     def evaluate(step: int, extra_rows: list) -> dict:
         """Test metrics and the probes at `step`."""
         probed = probe_model()
-        with torch.no_grad():
-            scores = tasks.scores(task, model(test.x), test)
+        with torch.no_grad(), backend.autocast():
+            scores = tasks.scores(task, model(test.x).float(), test)
+            result.metrics += probes.inside(step, probed, probe_batch)
         result.metrics += [probes.row(step, "test", k, v) for k, v in scores.items()] + extra_rows
-        result.metrics += probes.inside(step, probed, probe_batch)
         result.final = scores
         return scores
 
     def profile(step: int) -> None:
-        result.profiles += probes.gradient_profile(step, probe_model(), task, probe_batch)
+        with backend.autocast():
+            result.profiles += probes.gradient_profile(step, probe_model(), task, probe_batch)
 
     evaluate(0, [])
     profile(0)
@@ -92,13 +94,14 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, devic
         model.train()
         batch = to_device(sample(cfg.batch_size), device, dtype)
         t0 = time.perf_counter()
-        out = model(batch.x)
-        loss = tasks.losses(task, out, batch).mean()
+        with backend.autocast():
+            out = model(batch.x)
+        loss = tasks.losses(task, out.float(), batch).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
         evaluating = step % cfg.eval_every == 0 or step == cfg.steps
-        blocks = probes.block_grad_norms(step, model.cell, ours.layout, ours.num_layers, ours.hidden_size,
-                                         model.readout) if evaluating else []
+        blocks = probes.block_grad_norms(step, backends.weights_of(model.cell, ours), ours.layout,
+                                         ours.num_layers, ours.hidden_size, model.readout) if evaluating else []
         grad_norm = nn.utils.clip_grad_norm_(model.parameters(), clip)  # the norm before clipping
         if not (torch.isfinite(loss) and torch.isfinite(grad_norm)):
             result.status = "diverged"
@@ -111,7 +114,7 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, devic
         bar.update()
         if not evaluating:
             continue
-        train_rows = [probes.row(step, "train", k, v) for k, v in tasks.scores(task, out.detach(), batch).items()]
+        train_rows = [probes.row(step, "train", k, v) for k, v in tasks.scores(task, out.detach().float(), batch).items()]
         train_rows.append(probes.row(step, "train", "grad_norm", grad_norm))
         scores = evaluate(step, train_rows + blocks)
         bar.set_postfix({task.metric: f"{scores[task.metric]:.4g}"})

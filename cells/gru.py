@@ -89,11 +89,12 @@ class GRU(Recurrent):
             g = {b: torch.sigmoid(xs[b] + hw[b]) for b in gates}
             n = torch.tanh(xs["n"] + hidden_n(g.get(reset)))
             if self.minimal:
-                h = torch.lerp(h, n, g["f"])  # z = 1 - f: h_t = f ⊙ n + (1 - f) ⊙ h
+                h = h + g["f"] * (n - h)  # z = 1 - f: h_t = f ⊙ n + (1 - f) ⊙ h
             elif not self.tied_gates:
                 h = g["z"] * h + g["i"] * n
             else:
-                h = n if "z" not in g else torch.lerp(n, h, g["z"])  # (1 - z) ⊙ n + z ⊙ h
+                # (1 - z) ⊙ n + z ⊙ h, as torch writes it; not lerp, which refuses mixed dtypes (autocast)
+                h = n if "z" not in g else n + g["z"] * (h - n)
             return (h,), g
 
         return step, xw

@@ -97,6 +97,17 @@ def test_fused_backend_trains_and_is_probed_through_our_cell(tmp_path):
     assert "step_change_c" in set(tables["metrics"].metric)
 
 
+@pytest.mark.parametrize("backend", [["backend.impl=script"], ["backend.dtype=bfloat16"],
+                                     ["backend.dtype=float64", "backend.impl=fused"],
+                                     pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
+def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend):
+    assert execute(tmp_path, "cell=gru", "task.seq_len=5", *backend) == "ok"
+    r = load_tables(tmp_path)["runs"].iloc[0]
+    want = dict(o.split("=") for o in backend)
+    assert r.impl == want.get("backend.impl", "loop") and r["dtype"] == want.get("backend.dtype", "float32")
+    assert r.threads == 1 and r.device == "cpu"
+
+
 def test_a_nan_run_is_recorded_as_diverged(cli):
     code, out, _ = cli("cell=irnn", "train.lr=1e6", "train.clip=null", "train.steps=20")
     assert code == 0 and "DIVERGED" in out
@@ -205,3 +216,34 @@ def test_a_multirun_with_one_bad_job_starts_none(cli):
     assert code == 2 and "forget_bias" in err and "contradicts forget_gate=False" in err
     assert not cli.results.exists() and "rnnbench: lstm" not in out
     assert results.load_tables(cli.results)["runs"].empty
+
+
+def test_throughput_mode_records_both_passes_with_the_backend(cli):
+    code, out, err = cli("mode=throughput", "cell=lstm", "task.seq_len=6", "throughput.batch_size=3",
+                         "throughput.input_size=5", "throughput.repeats=2", "throughput.warmup=1")
+    assert code == 0, err
+    assert "forward_backward" in out and "tokens/s" in out
+    tables = load_tables(cli.results)
+    tp = tables["throughput"]
+    assert list(tp["pass"]) == ["forward", "forward_backward"]
+    assert (tp.seq_len == 6).all() and (tp.batch_size == 3).all() and (tp.hidden_size == 8).all()
+    assert (tp.tokens_per_s > 0).all() and (tp.seconds_q1 <= tp.seconds).all() and (tp.seconds <= tp.seconds_q3).all()
+    assert tp.macs_per_token.iloc[0] == 4 * 8 * (5 + 8)  # the LSTM's multiply-adds per token
+    assert tp.saved_bytes.iloc[1] > 0 and {"device", "impl", "dtype", "threads"} <= set(tp.columns)
+    runs = tables["runs"]
+    assert runs["mode"].tolist() == ["throughput"] and runs.task.isna().all() and tables["metrics"].empty
+
+
+def test_the_throughput_experiment_expands_to_its_sweep():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        todo = run.jobs(["experiment=throughput"], multirun=True)
+        assert len(todo) == 3 * 3 * 2 * 2 * 2
+        assert run.plan(compose("config", overrides=todo[-1])).config["mode"] == "throughput"
+
+
+def test_every_table_row_names_the_backend(cli):
+    cli("backend.dtype=float64")
+    for name, frame in load_tables(cli.results).items():
+        if not frame.empty:
+            assert (frame["device"] == "cpu").all() and (frame["dtype"] == "float64").all(), name
+            assert (frame["impl"] == "loop").all() and (frame["threads"] == 1).all(), name

@@ -1,0 +1,111 @@
+"""All timing lives here, under one discipline: warm-up calls, a device synchronisation inside
+every timed call, the garbage collector off while timing, several repeats, and the median with
+its spread (first and third quartiles). Threads are the backend's, set before and recorded."""
+import contextlib
+import gc
+import statistics
+import time
+from dataclasses import dataclass
+from typing import Callable
+
+import torch
+
+
+def synchronize(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+    elif device == "mps":
+        torch.mps.synchronize()
+
+
+@dataclass(frozen=True)
+class Timing:
+    median: float  # seconds per call
+    q1: float
+    q3: float
+    repeats: int
+
+    @classmethod
+    def of(cls, seconds: list[float]) -> "Timing":
+        q1, _, q3 = statistics.quantiles(seconds, n=4, method="inclusive") if len(seconds) > 1 else seconds * 3
+        return cls(statistics.median(seconds), q1, q3, len(seconds))
+
+
+@contextlib.contextmanager
+def gc_off():
+    enabled = gc.isenabled()
+    gc.collect()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
+def time_call(fn: Callable[[], object], device: str, repeats: int = 10, warmup: int = 3) -> Timing:
+    """Median wall time of fn() over `repeats` calls after `warmup` untimed ones."""
+    for _ in range(warmup):
+        fn()
+    synchronize(device)
+    seconds = []
+    with gc_off():
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn()
+            synchronize(device)
+            seconds.append(time.perf_counter() - t0)
+    return Timing.of(seconds)
+
+
+def saved_bytes(fn: Callable[[], object]) -> int:
+    """Bytes of the tensors autograd keeps for the backward of fn()'s graph: the activation
+    memory of training (parameters included), measured the same way on every device and
+    implementation; unlike a process's peak memory it does not depend on the allocator."""
+    total, seen = 0, set()
+
+    def pack(t):
+        nonlocal total
+        key = (t.untyped_storage().data_ptr(), t.dtype)
+        if key not in seen:  # views of one storage count once
+            seen.add(key)
+            total += t.untyped_storage().nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input_size: int,
+               repeats: int = 10, warmup: int = 3) -> list[dict]:
+    """Tokens (steps x examples) per second of `module` on random input (T, B, I): the forward
+    pass alone (no autograd) and forward + backward (grads of a sum of the outputs)."""
+    device = backend.device
+    x = torch.randn(seq_len, batch, input_size, device=device, dtype=backend.torch_dtype)
+    params = list(module.parameters())
+
+    def forward():
+        with torch.no_grad(), backend.autocast():
+            module(x)
+
+    def forward_backward():
+        for p in params:
+            p.grad = None
+        with backend.autocast():
+            out, _ = module(x)
+        out.float().sum().backward()
+
+    rows = []
+    for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
+        if device == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        timing = time_call(fn, device, repeats, warmup)
+        rows.append({
+            "pass": name, "seq_len": seq_len, "batch_size": batch, "input_size": input_size,
+            "tokens_per_s": seq_len * batch / timing.median, "seconds": timing.median,
+            "seconds_q1": timing.q1, "seconds_q3": timing.q3, "repeats": timing.repeats,
+            "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+            "saved_bytes": saved_bytes(lambda: module(x)) if name == "forward_backward" else None,
+        })
+    return rows
