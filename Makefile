@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: install reproduce test clean
+.PHONY: install reproduce test bench clean
 
 install: $(STAMP)
 
@@ -18,7 +18,14 @@ reproduce: $(STAMP)
 	$(PY) -m bench.zoo
 
 test: $(STAMP)
-	$(PY) -m pytest
+	$(PY) -m pytest --benchmark-disable
+
+# Benchmarks on one thread (RNNBENCH_THREADS=N for another count): the grid of cell x
+# implementation x size, saved as JSON, then the speed goals as ratios measured in one process.
+bench: $(STAMP)
+	mkdir -p results/bench
+	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider --benchmark-sort=mean \
+		--benchmark-columns=median,iqr,ops,rounds --benchmark-json=results/bench/benchmarks.json
 
 clean:
 	rm -rf $(VENV) .pytest_cache
