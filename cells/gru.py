@@ -11,6 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
+from .gru_scan import GRUScan, Spec
 
 BOOL = (True, False)
 
@@ -98,3 +99,25 @@ class GRU(Recurrent):
             return (h,), g
 
         return step, xw
+
+    def _scan(self, k, x, state):
+        """Layer k through GRUScan: the same function as _prepare's steps, with a hand-written
+        backward. Blocks are permuted to gates-then-n (a no-op for torch's r, z, n)."""
+        w_ih, w_hh, b_ih, b_hh, _ = self._params(k)
+        gates = tuple(b for b in self.layout.blocks if b != "n")
+        order, H = gates + ("n",), self.hidden_size
+        perm = (lambda t: t) if order == self.layout.blocks else (
+            lambda t: torch.cat([self._block(t, b) for b in order]))
+        reset = "f" if self.minimal else ("r" if self.reset_gate else None)
+        mix = ("minimal" if self.minimal else "untied" if not self.tied_gates
+               else "tied" if self.update_gate else "replace")
+        spec = Spec(gates, reset, mix, self.reset_after or reset is None)
+        nG, w_ih = len(gates) * H, perm(w_ih)
+        b_g = b_n = b_hn = None
+        if b_ih is not None:  # hidden biases outside r fold into the input projections
+            b_ih, b_hh = perm(b_ih), perm(b_hh)
+            b_g = b_ih[:nG] + b_hh[:nG]
+            b_n, b_hn = (b_ih[nG:], b_hh[nG:]) if spec.reset_after else (b_ih[nG:] + b_hh[nG:], None)
+        xg, xn = F.linear(x, w_ih[:nG], b_g), F.linear(x, w_ih[nG:], b_n)  # (T, B, nG), (T, B, H)
+        out = GRUScan.apply(xg, xn, state[0], perm(w_hh), b_hn, spec)
+        return out, (out[-1],)

@@ -1,0 +1,121 @@
+"""The GRU layer as one autograd Function: a forward loop without autograd bookkeeping that keeps
+what the backward needs, and a hand-written backward loop with few passes over memory per step
+(fused tanh/sigmoid backward kernels, results written in place) whose weight gradient is one
+matmul over all steps instead of T small ones.
+
+Every GRU flag is covered. Blocks come in the order gates, then n (the caller permutes torch's
+r, z, n, i into it), so that the gates are one contiguous slice of the columns:
+    g = σ(xg_t + h W_g^T)                         for each gate r, z, i (MGU: f, with r = f)
+    after:  hn = h W_n^T + b_hn,  n = tanh(xn_t + r ⊙ hn)
+    before: rh = r ⊙ h,           n = tanh(xn_t + rh W_n^T)   (b_hn sits in xn: outside r)
+    tied: h' = n + z ⊙ (h - n);  untied: h' = z ⊙ h + i ⊙ n;  MGU: h' = h + f ⊙ (n - h);  no z: h' = n
+xg and xn are the input projections, with b_ih and the hidden biases that sit outside r. Equality
+with the step-by-step cell (outputs and every gradient) is tested for each flag, and gradcheck.
+"""
+from dataclasses import dataclass
+
+import torch
+
+tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
+sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
+
+
+@dataclass(frozen=True)
+class Spec:
+    gates: tuple[str, ...]  # gate blocks, in their column order
+    reset: str | None  # the gate acting as r ('r', 'f' for MGU) or None
+    mix: str  # 'tied' | 'untied' | 'minimal' | 'replace'
+    reset_after: bool
+
+
+class GRUScan(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, xg, xn, h0, w_hh, b_hn, spec: Spec):
+        """xg (T, B, nG), xn (T, B, H), h0 (B, H), w_hh (nG + H, H) gates then n, b_hn (H,) or
+        None (reset after only) -> h_1 .. h_T (T, B, H)."""
+        T, B, H = xn.shape
+        nG = xg.shape[-1]
+        col = {g: slice(j * H, (j + 1) * H) for j, g in enumerate(spec.gates)}
+        hs = xn.new_empty(T + 1, B, H)  # h_0 .. h_T
+        hs[0] = h0
+        gates, ns = xn.new_empty(T, B, nG), xn.new_empty(T, B, H)
+        diff = xn.new_empty(T, B, H) if spec.mix in ("tied", "minimal") else None  # h - n, or n - h
+        if spec.reset_after:
+            hw = xn.new_empty(T, B, nG + H)  # h W^T (+ b_hn on n): hn is needed by the backward
+            bias = None if b_hn is None else torch.cat([b_hn.new_zeros(nG), b_hn])
+            w_t = w_hh.t()
+        else:
+            rh = xn.new_empty(T, B, H) if spec.reset else None
+            w_g_t, w_n_t = w_hh[:nG].t(), w_hh[nG:].t()
+        for t in range(T):
+            h, g, n = hs[t], gates[t], ns[t]
+            if spec.reset_after:
+                hw_t = torch.mm(h, w_t, out=hw[t]) if bias is None else torch.addmm(bias, h, w_t, out=hw[t])
+                torch.add(xg[t], hw_t[:, :nG], out=g).sigmoid_()
+                r = g[:, col[spec.reset]] if spec.reset else None
+                (torch.add(xn[t], hw_t[:, nG:], out=n) if r is None
+                 else torch.addcmul(xn[t], r, hw_t[:, nG:], out=n)).tanh_()
+            else:
+                torch.addmm(xg[t], h, w_g_t, out=g).sigmoid_()
+                torch.addmm(xn[t], torch.mul(g[:, col[spec.reset]], h, out=rh[t]), w_n_t, out=n).tanh_()
+            if spec.mix == "tied":
+                torch.addcmul(n, g[:, col["z"]], torch.sub(h, n, out=diff[t]), out=hs[t + 1])
+            elif spec.mix == "minimal":
+                torch.addcmul(h, g[:, col["f"]], torch.sub(n, h, out=diff[t]), out=hs[t + 1])
+            elif spec.mix == "untied":
+                torch.mul(g[:, col["z"]], h, out=hs[t + 1]).addcmul_(g[:, col["i"]], n)
+            else:
+                hs[t + 1] = n
+        ctx.spec, ctx.has_b_hn = spec, b_hn is not None
+        ctx.save_for_backward(hs, gates, ns, diff, hw if spec.reset_after else rh, w_hh)
+        return hs[1:]
+
+    @staticmethod
+    def backward(ctx, dout):
+        hs, gates, ns, diff, aux, w_hh = ctx.saved_tensors
+        spec = ctx.spec
+        T, B, H = dout.shape
+        nG = gates.shape[-1]
+        col = {g: slice(j * H, (j + 1) * H) for j, g in enumerate(spec.gates)}
+        # ∂L/∂(h W^T): the gates' pre-activations, then hn (after) or nothing (before)
+        dhid = dout.new_empty(T, B, nG + H if spec.reset_after else nG)
+        dxn = dout.new_empty(T, B, H)  # ∂L/∂ n's pre-activation
+        w_rows = w_hh if spec.reset_after else w_hh[:nG]
+        dh = dout.new_zeros(B, H)
+        for t in range(T - 1, -1, -1):
+            D = dh + dout[t]  # ∂L/∂h_{t+1}, all paths
+            h, g, n = hs[t], gates[t], ns[t]
+            act = {}  # ∂L/∂ each gate's activation
+            if spec.mix == "tied":
+                z = g[:, col["z"]]
+                direct = D * z
+                dn, act["z"] = D - direct, D * diff[t]
+            elif spec.mix == "minimal":
+                dn = D * g[:, col["f"]]
+                direct, act["f"] = D - dn, D * diff[t]
+            elif spec.mix == "untied":
+                direct, dn, act["z"], act["i"] = D * g[:, col["z"]], D * g[:, col["i"]], D * h, D * n
+            else:
+                direct, dn = None, D
+            dpre_n = tanh_backward(dn, n, grad_input=dxn[t])
+            r = g[:, col[spec.reset]] if spec.reset else None
+            if spec.reset_after:
+                hn = aux[t, :, nG:]
+                if r is None:
+                    dhid[t, :, nG:] = dpre_n
+                else:
+                    torch.mul(dpre_n, r, out=dhid[t, :, nG:])
+                    act[spec.reset] = torch.addcmul(act[spec.reset], dpre_n, hn) if spec.reset in act else dpre_n * hn
+            else:
+                drh = torch.mm(dpre_n, w_hh[nG:])  # ∂L/∂(r ⊙ h)
+                act[spec.reset] = torch.addcmul(act[spec.reset], drh, h) if spec.reset in act else drh * h
+                direct = drh * r if direct is None else direct.addcmul_(drh, r)
+            for name in spec.gates:
+                sigmoid_backward(act[name], g[:, col[name]], grad_input=dhid[t, :, col[name]])
+            dh = torch.mm(dhid[t], w_rows) if direct is None else torch.addmm(direct, dhid[t], w_rows)
+        flat = lambda a: a.reshape(T * B, a.shape[-1])  # noqa: E731
+        dw = flat(dhid).t() @ flat(hs[:-1])  # the weight gradient: one matmul over all steps
+        if not spec.reset_after:
+            dw = torch.cat([dw, flat(dxn).t() @ flat(aux)])  # W_n saw r ⊙ h
+        db_hn = dhid[..., nG:].sum((0, 1)) if ctx.has_b_hn else None
+        return dhid[..., :nG], dxn, dh, dw, db_hn, None
