@@ -1,13 +1,7 @@
 import pytest
 import torch
 
-
-def accelerator() -> str | None:
-    if torch.cuda.is_available():
-        return "cuda"
-    if getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available():
-        return "mps"
-    return None
+from hardware import accelerator
 
 
 def pytest_collection_modifyitems(config, items):

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 import cells
-from conftest import accelerator
+from hardware import accelerator
 
 pytestmark = pytest.mark.gpu
 

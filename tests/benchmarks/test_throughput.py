@@ -6,7 +6,7 @@ import torch
 
 import cells
 from bench.backends import Backend
-from conftest import THREADS
+from .conftest import THREADS
 
 SIZES = {"T100-B64-I32-H256": (100, 64, 32, 256), "T50-B16-I32-H64": (50, 16, 32, 64)}
 CELLS = {  # name -> (class, flags)
