@@ -18,13 +18,13 @@ reproduce: $(STAMP)
 	$(PY) -m bench.zoo
 
 test: $(STAMP)
-	$(PY) -m pytest --benchmark-disable
+	$(PY) -m pytest
 
 # Benchmarks on one thread (RNNBENCH_THREADS=N for another count): the grid of cell x
 # implementation x size, saved as JSON, then the speed goals as ratios measured in one process.
 bench: $(STAMP)
 	mkdir -p results/bench
-	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider --benchmark-sort=mean \
+	$(PY) -m pytest tests/benchmarks -s -p no:cacheprovider --benchmark-enable --benchmark-sort=mean \
 		--benchmark-columns=median,iqr,ops,rounds --benchmark-json=results/bench/benchmarks.json
 
 clean:
