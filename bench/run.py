@@ -87,7 +87,8 @@ def plan(cfg: DictConfig, device: str = "meta") -> Plan:
     backend = backends.resolve(cfg.backend)
     if cfg.cell.get("_target_") not in CELL_TARGETS:
         raise ValueError(f"cell._target_={cfg.cell.get('_target_')!r} is not valid; allowed: {' | '.join(sorted(CELL_TARGETS))}")
-    cell = _instantiate(cfg.cell, "cell", input_size=task.input_size, device=device)
+    input_size = cfg.throughput.input_size if cfg.mode == "throughput" else task.input_size
+    cell = _instantiate(cfg.cell, "cell", input_size=input_size, device=device)
     backends.check_cell(backend, cell)
     identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
     return Plan(task, cell, backend, config, results.run_id(identity))
@@ -129,7 +130,7 @@ def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
     """mode=throughput: tokens/s of the cell alone on random input of the task's length."""
     torch.manual_seed(cfg.seed)
     t = cfg.throughput
-    cell = instantiate(cfg.cell, input_size=t.input_size)
+    cell = instantiate(cfg.cell, input_size=p.cell.input_size)
     rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
                               t.repeats, t.warmup)
     macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token

@@ -81,22 +81,25 @@ class GRUScan(torch.autograd.Function):
         dhid = dout.new_empty(T, B, nG + H if spec.reset_after else nG)
         dxn = dout.new_empty(T, B, H)  # ∂L/∂ n's pre-activation
         w_rows = w_hh if spec.reset_after else w_hh[:nG]
-        dh = dout.new_zeros(B, H)
+        D = dout[T - 1]  # ∂L/∂h_{t+1} along all paths
+        douts = (*dout[:-1].unbind(0), None)  # the next iteration's own output gradient, or none
         for t in range(T - 1, -1, -1):
-            D = dh + dout[t]  # ∂L/∂h_{t+1}, all paths
-            h, g, n = hs[t], gates[t], ns[t]
+            h, g, n, d_next = hs[t], gates[t], ns[t], douts[t - 1] if t else None
             act = {}  # ∂L/∂ each gate's activation
-            if spec.mix == "tied":
+            if spec.mix == "tied":  # direct: the part of ∂L/∂h_t that does not pass the matmul
                 z = g[:, col["z"]]
-                direct = D * z
-                dn, act["z"] = D - direct, D * diff[t]
+                dn, act["z"] = torch.addcmul(D, D, z, value=-1), D * diff[t]
+                direct = D * z if d_next is None else torch.addcmul(d_next, D, z)
             elif spec.mix == "minimal":
                 dn = D * g[:, col["f"]]
                 direct, act["f"] = D - dn, D * diff[t]
+                if d_next is not None:
+                    direct += d_next
             elif spec.mix == "untied":
-                direct, dn, act["z"], act["i"] = D * g[:, col["z"]], D * g[:, col["i"]], D * h, D * n
+                dn, act["z"], act["i"] = D * g[:, col["i"]], D * h, D * n
+                direct = D * g[:, col["z"]] if d_next is None else torch.addcmul(d_next, D, g[:, col["z"]])
             else:
-                direct, dn = None, D
+                dn, direct = D, d_next
             dpre_n = tanh_backward(dn, n, grad_input=dxn[t])
             r = g[:, col[spec.reset]] if spec.reset else None
             if spec.reset_after:
@@ -109,13 +112,14 @@ class GRUScan(torch.autograd.Function):
             else:
                 drh = torch.mm(dpre_n, w_hh[nG:])  # ∂L/∂(r ⊙ h)
                 act[spec.reset] = torch.addcmul(act[spec.reset], drh, h) if spec.reset in act else drh * h
-                direct = drh * r if direct is None else direct.addcmul_(drh, r)
+                direct = drh * r if direct is None else torch.addcmul(direct, drh, r)
             for name in spec.gates:
                 sigmoid_backward(act[name], g[:, col[name]], grad_input=dhid[t, :, col[name]])
-            dh = torch.mm(dhid[t], w_rows) if direct is None else torch.addmm(direct, dhid[t], w_rows)
+            D = torch.mm(dhid[t], w_rows) if direct is None else torch.addmm(direct, dhid[t], w_rows)
+        dh0 = D  # the last product is ∂L/∂h_0 (no output of its own)
         flat = lambda a: a.reshape(T * B, a.shape[-1])  # noqa: E731
-        dw = flat(dhid).t() @ flat(hs[:-1])  # the weight gradient: one matmul over all steps
+        dw = (flat(hs[:-1]).t() @ flat(dhid)).t()  # the weight gradient: one matmul over all steps
         if not spec.reset_after:
-            dw = torch.cat([dw, flat(dxn).t() @ flat(aux)])  # W_n saw r ⊙ h
+            dw = torch.cat([dw, (flat(aux).t() @ flat(dxn)).t()])  # W_n saw r ⊙ h
         db_hn = dhid[..., nG:].sum((0, 1)) if ctx.has_b_hn else None
-        return dhid[..., :nG], dxn, dh, dw, db_hn, None
+        return dhid[..., :nG], dxn, dh0, dw, db_hn, None

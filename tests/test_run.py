@@ -229,6 +229,7 @@ def test_throughput_mode_records_both_passes_with_the_backend(cli):
     assert (tp.seq_len == 6).all() and (tp.batch_size == 3).all() and (tp.hidden_size == 8).all()
     assert (tp.tokens_per_s > 0).all() and (tp.seconds_q1 <= tp.seconds).all() and (tp.seconds <= tp.seconds_q3).all()
     assert tp.macs_per_token.iloc[0] == 4 * 8 * (5 + 8)  # the LSTM's multiply-adds per token
+    assert tables["runs"].n_params.iloc[0] == 4 * (8 * (5 + 8) + 2 * 8)  # at throughput.input_size
     assert tp.saved_bytes.iloc[1] > 0 and {"device", "impl", "dtype", "threads"} <= set(tp.columns)
     runs = tables["runs"]
     assert runs["mode"].tolist() == ["throughput"] and runs.task.isna().all() and tables["metrics"].empty
@@ -247,3 +248,16 @@ def test_every_table_row_names_the_backend(cli):
         if not frame.empty:
             assert (frame["device"] == "cpu").all() and (frame["dtype"] == "float64").all(), name
             assert (frame["impl"] == "loop").all() and (frame["threads"] == 1).all(), name
+
+
+def test_gru_vs_lstm_costs_pair_the_two_cells_per_implementation(cli, capsys):
+    from bench import costs
+    code, _, err = cli("-m", "mode=throughput", "cell=lstm,gru", "backend.impl=loop,fused", "task.seq_len=5",
+                       "throughput.batch_size=2", "throughput.repeats=2", "throughput.warmup=0")
+    assert code == 0, err
+    table = costs.gru_vs_lstm(cli.results)
+    assert len(table) == 4 and set(table.impl) == {"loop", "fused"}  # 2 implementations x 2 passes
+    assert (table.params_ratio == 0.75).all() and (table.macs_ratio == 0.75).all()
+    assert (table.time_ratio > 0).all()
+    costs.main([str(cli.results)])
+    assert "time_ratio" in capsys.readouterr().out

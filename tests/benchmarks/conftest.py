@@ -18,4 +18,5 @@ def _threads():
 
 @pytest.fixture
 def benchmarks_enabled(request) -> bool:
-    return not request.config.getoption("benchmark_disable")
+    option = request.config.getoption
+    return option("benchmark_enable") or not option("benchmark_disable")

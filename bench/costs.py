@@ -1,0 +1,46 @@
+"""GRU versus LSTM cost from a results directory's throughput table: for each implementation,
+device, dtype, size and pass, the GRU's time per token relative to the LSTM's, next to the
+ratios of their parameters and multiply-adds (0.75 each at equal sizes). `python -m bench.costs
+RESULTS_DIR` prints it."""
+import argparse
+
+import pandas as pd
+
+from .results import load_tables
+
+KEYS = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+
+
+def gru_vs_lstm(results_dir) -> pd.DataFrame:
+    """One row per setting measured for both the standard GRU and LSTM: time, parameter and
+    multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster)."""
+    tables = load_tables(results_dir)
+    runs = tables["runs"]
+    if tables["throughput"].empty or runs.empty:
+        return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])
+    tp = tables["throughput"].merge(runs[["run_id", "cell", "n_params"]], on="run_id")
+    tp = tp[tp.cell.isin(["gru", "lstm"])]
+    wide = tp.pivot_table(index=KEYS, columns="cell", values=["seconds", "n_params", "macs_per_token"],
+                          aggfunc="median").dropna()
+    out = pd.DataFrame({
+        "gru_ms": wide["seconds"]["gru"] * 1e3, "lstm_ms": wide["seconds"]["lstm"] * 1e3,
+        "time_ratio": wide["seconds"]["gru"] / wide["seconds"]["lstm"],
+        "params_ratio": wide["n_params"]["gru"] / wide["n_params"]["lstm"],
+        "macs_ratio": wide["macs_per_token"]["gru"] / wide["macs_per_token"]["lstm"],
+    })
+    return out.reset_index()
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("results_dir", nargs="?", default="results/runs")
+    args = parser.parse_args(argv)
+    table = gru_vs_lstm(args.results_dir)
+    if table.empty:
+        raise SystemExit(f"rnnbench: no GRU and LSTM throughput pairs in {args.results_dir}; "
+                         "run `rnnbench -m experiment=throughput` first")
+    print(table.to_string(index=False, float_format=lambda v: f"{v:.3g}"))
+
+
+if __name__ == "__main__":
+    main()
