@@ -55,11 +55,15 @@ class GRU(Recurrent):
         chrono = (("z", 1.0),) + (("i", -1.0),) * (not flags["tied_gates"])
         return Layout(blocks, chrono=chrono if flags["update_gate"] else ())
 
+    @property
+    def _reset(self) -> str | None:
+        """The block that acts as the reset gate r, if any."""
+        return "f" if self.minimal else ("r" if self.reset_gate else None)
+
     def _prepare(self, k, x):
         w_ih, w_hh, b_ih, b_hh, _ = self._params(k)
         blocks, H = self.layout.blocks, self.hidden_size
-        gates = [b for b in blocks if b != "n"]
-        reset = "f" if self.minimal else ("r" if self.reset_gate else None)
+        gates, reset = [b for b in blocks if b != "n"], self._reset
         # The gates' hidden biases fold into the input projection; b_hn must stay inside r.
         is_n = torch.zeros(len(blocks), 1, dtype=w_hh.dtype, device=w_hh.device)
         is_n[blocks.index("n")] = 1
@@ -108,10 +112,9 @@ class GRU(Recurrent):
         order, H = gates + ("n",), self.hidden_size
         perm = (lambda t: t) if order == self.layout.blocks else (
             lambda t: torch.cat([self._block(t, b) for b in order]))
-        reset = "f" if self.minimal else ("r" if self.reset_gate else None)
         mix = ("minimal" if self.minimal else "untied" if not self.tied_gates
                else "tied" if self.update_gate else "replace")
-        spec = Spec(gates, reset, mix, self.reset_after or reset is None)
+        spec = Spec(gates, self._reset, mix, self.reset_after or self._reset is None)
         nG, w_ih = len(gates) * H, perm(w_ih)
         b_g = b_n = b_hn = None
         if b_ih is not None:  # hidden biases outside r fold into the input projections
