@@ -154,3 +154,22 @@ def test_without_forget_and_input_gates_c_accumulates_g():
     g = torch.tanh(x @ cell._block(w_ih, "g").T + hs @ cell._block(w_hh, "g").T
                    + cell._block(b_ih, "g") + cell._block(b_hh, "g"))
     assert torch.allclose(c[0] - c0[0], g.sum(0), atol=1e-12)
+
+
+GRU_CASES = [flags for name, flags in FLAG_CASES if name == "GRU"]
+
+
+@pytest.mark.parametrize("flags", GRU_CASES, ids=str)
+def test_gru_scan_equals_the_step_loop(flags):
+    """The GRU's whole-layer Function and its step loop (used by trace(), TorchScript, compile,
+    autocast) compute the same outputs and gradients."""
+    cell = cells.GRU(I, H, 2, dtype=F64, **flags)
+    x = torch.randn(T, B, I, dtype=F64)
+    hx = (torch.randn(2, B, H, dtype=F64),)
+    fn = lambda x, hx: (lambda o, s: (o, (s,)))(*cell(x, hx[0]))  # noqa: E731
+    scan = outputs_and_grads(fn, cell, x, hx)
+    with cell.trace() as trace:
+        steps = outputs_and_grads(fn, cell, x, hx)
+    assert len(trace) == 2  # the step loop did run
+    for a, b in zip(scan, steps, strict=True):
+        assert (a - b).abs().max().item() < 1e-12
