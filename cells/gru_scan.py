@@ -40,24 +40,18 @@ class GRUScan(torch.autograd.Function):
         hs[0] = h0
         gates, ns = xn.new_empty(T, B, nG), xn.new_empty(T, B, H)
         diff = xn.new_empty(T, B, H) if spec.mix in ("tied", "minimal") else None  # h - n, or n - h
-        if spec.reset_after:
-            hw = xn.new_empty(T, B, nG + H)  # h W^T (+ b_hn on n): hn is needed by the backward
-            bias = None if b_hn is None else torch.cat([b_hn.new_zeros(nG), b_hn])
-            w_t = w_hh.t()
-        else:
-            rh = xn.new_empty(T, B, H) if spec.reset else None
-            w_g_t, w_n_t = w_hh[:nG].t(), w_hh[nG:].t()
+        # after: hn = h W_n^T + b_hn, needed by the backward; before: r ⊙ h, W_n's input
+        aux = xn.new_empty(T, B, H) if spec.reset_after or spec.reset else None
+        w_g_t, w_n_t = w_hh[:nG].t(), w_hh[nG:].t()
         for t in range(T):
             h, g, n = hs[t], gates[t], ns[t]
+            torch.addmm(xg[t], h, w_g_t, out=g).sigmoid_()  # two matmuls: xg rides in the first
+            r = g[:, col[spec.reset]] if spec.reset else None
             if spec.reset_after:
-                hw_t = torch.mm(h, w_t, out=hw[t]) if bias is None else torch.addmm(bias, h, w_t, out=hw[t])
-                torch.add(xg[t], hw_t[:, :nG], out=g).sigmoid_()
-                r = g[:, col[spec.reset]] if spec.reset else None
-                (torch.add(xn[t], hw_t[:, nG:], out=n) if r is None
-                 else torch.addcmul(xn[t], r, hw_t[:, nG:], out=n)).tanh_()
+                hn = torch.mm(h, w_n_t, out=aux[t]) if b_hn is None else torch.addmm(b_hn, h, w_n_t, out=aux[t])
+                (torch.add(xn[t], hn, out=n) if r is None else torch.addcmul(xn[t], r, hn, out=n)).tanh_()
             else:
-                torch.addmm(xg[t], h, w_g_t, out=g).sigmoid_()
-                torch.addmm(xn[t], torch.mul(g[:, col[spec.reset]], h, out=rh[t]), w_n_t, out=n).tanh_()
+                torch.addmm(xn[t], torch.mul(r, h, out=aux[t]), w_n_t, out=n).tanh_()
             if spec.mix == "tied":
                 torch.addcmul(n, g[:, col["z"]], torch.sub(h, n, out=diff[t]), out=hs[t + 1])
             elif spec.mix == "minimal":
@@ -67,7 +61,7 @@ class GRUScan(torch.autograd.Function):
             else:
                 hs[t + 1] = n
         ctx.spec, ctx.has_b_hn = spec, b_hn is not None
-        ctx.save_for_backward(hs, gates, ns, diff, hw if spec.reset_after else rh, w_hh)
+        ctx.save_for_backward(hs, gates, ns, diff, aux, w_hh)
         return hs[1:]
 
     @staticmethod
@@ -103,7 +97,7 @@ class GRUScan(torch.autograd.Function):
             dpre_n = tanh_backward(dn, n, grad_input=dxn[t])
             r = g[:, col[spec.reset]] if spec.reset else None
             if spec.reset_after:
-                hn = aux[t, :, nG:]
+                hn = aux[t]
                 if r is None:
                     dhid[t, :, nG:] = dpre_n
                 else:
