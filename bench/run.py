@@ -23,6 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 import cells
+from cells._base import check_size
 
 from . import backends, measure, results, tasks
 from .train import Model, Outcome, train
@@ -42,26 +43,17 @@ class Plan:
     run_id: str
 
 
-def _positive_int(name, value, minimum=1):
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
-        raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
-
-
 def check_top(cfg: DictConfig) -> None:
     """The keys outside the groups: mode, seed, train.*, throughput.*."""
     if cfg.mode not in MODES:
         raise ValueError(f"mode={cfg.mode!r} is not valid; allowed: {' | '.join(MODES)}")
     for key in ("batch_size", "input_size", "repeats"):
-        _positive_int(f"throughput.{key}", cfg.throughput[key])
-    _positive_int("throughput.warmup", cfg.throughput.warmup, 0)
-    check_train(cfg)
-
-
-def check_train(cfg: DictConfig) -> None:
+        check_size(f"throughput.{key}", cfg.throughput[key])
+    check_size("throughput.warmup", cfg.throughput.warmup, 0)
+    check_size("seed", cfg.seed, 0)
     for key in ("steps", "batch_size", "eval_every", "n_test", "probe_size"):
-        _positive_int(f"train.{key}", cfg.train[key])
-    _positive_int("train.profile_every", cfg.train.profile_every, 0)
-    _positive_int("seed", cfg.seed, 0)
+        check_size(f"train.{key}", cfg.train[key])
+    check_size("train.profile_every", cfg.train.profile_every, 0)
     if not isinstance(cfg.train.lr, (int, float)) or isinstance(cfg.train.lr, bool) or cfg.train.lr <= 0:
         raise ValueError(f"train.lr={cfg.train.lr!r} is not valid; allowed: a number > 0")
     if cfg.train.clip is not None and (not isinstance(cfg.train.clip, (int, float)) or cfg.train.clip <= 0):
@@ -79,7 +71,7 @@ def _instantiate(node, what: str, **kwargs):
         raise type(cause)(str(cause)) if isinstance(cause, (ValueError, TypeError)) else ValueError(f"{what}: {cause}")
 
 
-def plan(cfg: DictConfig, device: str = "meta") -> Plan:
+def plan(cfg: DictConfig) -> Plan:
     """Check a composed config and build what it names; ValueError / TypeError name the problem."""
     config = OmegaConf.to_container(cfg, resolve=True)
     check_top(cfg)
@@ -88,7 +80,7 @@ def plan(cfg: DictConfig, device: str = "meta") -> Plan:
     if cfg.cell.get("_target_") not in CELL_TARGETS:
         raise ValueError(f"cell._target_={cfg.cell.get('_target_')!r} is not valid; allowed: {' | '.join(sorted(CELL_TARGETS))}")
     input_size = cfg.throughput.input_size if cfg.mode == "throughput" else task.input_size
-    cell = _instantiate(cfg.cell, "cell", input_size=input_size, device=device)
+    cell = _instantiate(cfg.cell, "cell", input_size=input_size, device="meta")  # checks, no memory
     backends.check_cell(backend, cell)
     identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
     return Plan(task, cell, backend, config, results.run_id(identity))
