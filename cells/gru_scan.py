@@ -28,6 +28,11 @@ class Spec:
     reset_after: bool
 
 
+def _steps(a: torch.Tensor | None):
+    """The per-step views of a (T, ...) buffer, or None."""
+    return None if a is None else a.unbind(0)
+
+
 class GRUScan(torch.autograd.Function):
     @staticmethod
     def forward(ctx, xg, xn, h0, w_hh, b_hn, spec: Spec):
@@ -43,23 +48,27 @@ class GRUScan(torch.autograd.Function):
         # after: hn = h W_n^T + b_hn, needed by the backward; before: r ⊙ h, W_n's input
         aux = xn.new_empty(T, B, H) if spec.reset_after or spec.reset else None
         w_g_t, w_n_t = w_hh[:nG].t(), w_hh[nG:].t()
+        # per-step views, made once (indexing inside the loop costs as much as a small kernel)
+        H_, G_, N_, XG, XN = hs.unbind(0), gates.unbind(0), ns.unbind(0), xg.unbind(0), xn.unbind(0)
+        gate = {name: gates[..., c].unbind(0) for name, c in col.items()}
+        r_, A_, D_ = gate.get(spec.reset), _steps(aux), _steps(diff)
         for t in range(T):
-            h, g, n = hs[t], gates[t], ns[t]
-            torch.addmm(xg[t], h, w_g_t, out=g).sigmoid_()  # two matmuls: xg rides in the first
-            r = g[:, col[spec.reset]] if spec.reset else None
+            h, n = H_[t], N_[t]
+            torch.addmm(XG[t], h, w_g_t, out=G_[t]).sigmoid_()  # two matmuls: xg rides in the first
+            r = r_[t] if r_ else None
             if spec.reset_after:
-                hn = torch.mm(h, w_n_t, out=aux[t]) if b_hn is None else torch.addmm(b_hn, h, w_n_t, out=aux[t])
-                (torch.add(xn[t], hn, out=n) if r is None else torch.addcmul(xn[t], r, hn, out=n)).tanh_()
+                hn = torch.mm(h, w_n_t, out=A_[t]) if b_hn is None else torch.addmm(b_hn, h, w_n_t, out=A_[t])
+                (torch.add(XN[t], hn, out=n) if r is None else torch.addcmul(XN[t], r, hn, out=n)).tanh_()
             else:
-                torch.addmm(xn[t], torch.mul(r, h, out=aux[t]), w_n_t, out=n).tanh_()
+                torch.addmm(XN[t], torch.mul(r, h, out=A_[t]), w_n_t, out=n).tanh_()
             if spec.mix == "tied":
-                torch.addcmul(n, g[:, col["z"]], torch.sub(h, n, out=diff[t]), out=hs[t + 1])
+                torch.addcmul(n, gate["z"][t], torch.sub(h, n, out=D_[t]), out=H_[t + 1])
             elif spec.mix == "minimal":
-                torch.addcmul(h, g[:, col["f"]], torch.sub(n, h, out=diff[t]), out=hs[t + 1])
+                torch.addcmul(h, gate["f"][t], torch.sub(n, h, out=D_[t]), out=H_[t + 1])
             elif spec.mix == "untied":
-                torch.mul(g[:, col["z"]], h, out=hs[t + 1]).addcmul_(g[:, col["i"]], n)
+                torch.mul(gate["z"][t], h, out=H_[t + 1]).addcmul_(gate["i"][t], n)
             else:
-                hs[t + 1] = n
+                H_[t + 1].copy_(n)
         ctx.spec, ctx.has_b_hn = spec, b_hn is not None
         ctx.save_for_backward(hs, gates, ns, diff, aux, w_hh)
         return hs[1:]
@@ -74,42 +83,47 @@ class GRUScan(torch.autograd.Function):
         # ∂L/∂(h W^T): the gates' pre-activations, then hn (after) or nothing (before)
         dhid = dout.new_empty(T, B, nG + H if spec.reset_after else nG)
         dxn = dout.new_empty(T, B, H)  # ∂L/∂ n's pre-activation
-        w_rows = w_hh if spec.reset_after else w_hh[:nG]
+        w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]
+        H_, N_, A_, D_, DH, DXN = (_steps(a) for a in (hs, ns, aux, diff, dhid, dxn))
+        gate = {name: gates[..., c].unbind(0) for name, c in col.items()}
+        dgate = {name: dhid[..., c].unbind(0) for name, c in col.items()}
+        dhn_ = dhid[..., nG:].unbind(0) if spec.reset_after else None
         D = dout[T - 1]  # ∂L/∂h_{t+1} along all paths
-        douts = (*dout[:-1].unbind(0), None)  # the next iteration's own output gradient, or none
+        douts = (None, *dout[:-1].unbind(0))  # douts[t]: h_t's own output gradient (h_0 has none)
         for t in range(T - 1, -1, -1):
-            h, g, n, d_next = hs[t], gates[t], ns[t], douts[t - 1] if t else None
+            h, n, d_next = H_[t], N_[t], douts[t]
             act = {}  # ∂L/∂ each gate's activation
             if spec.mix == "tied":  # direct: the part of ∂L/∂h_t that does not pass the matmul
-                z = g[:, col["z"]]
-                dn, act["z"] = torch.addcmul(D, D, z, value=-1), D * diff[t]
+                z = gate["z"][t]
+                dn, act["z"] = torch.addcmul(D, D, z, value=-1), D * D_[t]
                 direct = D * z if d_next is None else torch.addcmul(d_next, D, z)
             elif spec.mix == "minimal":
-                dn = D * g[:, col["f"]]
-                direct, act["f"] = D - dn, D * diff[t]
+                dn = D * gate["f"][t]
+                direct, act["f"] = D - dn, D * D_[t]
                 if d_next is not None:
                     direct += d_next
             elif spec.mix == "untied":
-                dn, act["z"], act["i"] = D * g[:, col["i"]], D * h, D * n
-                direct = D * g[:, col["z"]] if d_next is None else torch.addcmul(d_next, D, g[:, col["z"]])
+                z = gate["z"][t]
+                dn, act["z"], act["i"] = D * gate["i"][t], D * h, D * n
+                direct = D * z if d_next is None else torch.addcmul(d_next, D, z)
             else:
                 dn, direct = D, d_next
-            dpre_n = tanh_backward(dn, n, grad_input=dxn[t])
-            r = g[:, col[spec.reset]] if spec.reset else None
+            dpre_n = tanh_backward(dn, n, grad_input=DXN[t])
+            r = gate[spec.reset][t] if spec.reset else None
             if spec.reset_after:
-                hn = aux[t]
                 if r is None:
-                    dhid[t, :, nG:] = dpre_n
+                    dhn_[t].copy_(dpre_n)
                 else:
-                    torch.mul(dpre_n, r, out=dhid[t, :, nG:])
+                    torch.mul(dpre_n, r, out=dhn_[t])
+                    hn = A_[t]
                     act[spec.reset] = torch.addcmul(act[spec.reset], dpre_n, hn) if spec.reset in act else dpre_n * hn
             else:
-                drh = torch.mm(dpre_n, w_hh[nG:])  # ∂L/∂(r ⊙ h)
+                drh = torch.mm(dpre_n, w_n)  # ∂L/∂(r ⊙ h)
                 act[spec.reset] = torch.addcmul(act[spec.reset], drh, h) if spec.reset in act else drh * h
                 direct = drh * r if direct is None else torch.addcmul(direct, drh, r)
             for name in spec.gates:
-                sigmoid_backward(act[name], g[:, col[name]], grad_input=dhid[t, :, col[name]])
-            D = torch.mm(dhid[t], w_rows) if direct is None else torch.addmm(direct, dhid[t], w_rows)
+                sigmoid_backward(act[name], gate[name][t], grad_input=dgate[name][t])
+            D = torch.mm(DH[t], w_rows) if direct is None else torch.addmm(direct, DH[t], w_rows)
         dh0 = D  # the last product is ∂L/∂h_0 (no output of its own)
         flat = lambda a: a.reshape(T * B, a.shape[-1])  # noqa: E731
         dw = (flat(hs[:-1]).t() @ flat(dhid)).t()  # the weight gradient: one matmul over all steps
