@@ -38,6 +38,7 @@ class Plan:
     """A checked configuration: everything a run needs except the trained weights."""
     task: tasks.Task
     cell: cells.Recurrent  # built on the meta device when only checking
+    cell_config: DictConfig  # cfg.cell, with the hidden size param_match chose
     backend: backends.Backend
     config: dict  # the resolved config
     run_id: str
@@ -80,10 +81,26 @@ def plan(cfg: DictConfig) -> Plan:
     if cfg.cell.get("_target_") not in CELL_TARGETS:
         raise ValueError(f"cell._target_={cfg.cell.get('_target_')!r} is not valid; allowed: {' | '.join(sorted(CELL_TARGETS))}")
     input_size = cfg.throughput.input_size if cfg.mode == "throughput" else task.input_size
-    cell = _instantiate(cfg.cell, "cell", input_size=input_size, device="meta")  # checks, no memory
+    cell_config = cfg.cell
+    cell = _instantiate(cell_config, "cell", input_size=input_size, device="meta")  # checks, no memory
+    if cfg.param_match is not None:
+        cell_config = matched(cfg, cell, input_size)
+        cell = _instantiate(cell_config, "cell", input_size=input_size, device="meta")
+        config["cell"]["hidden_size"] = cell.hidden_size
     backends.check_cell(backend, cell)
     identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
-    return Plan(task, cell, backend, config, results.run_id(identity))
+    return Plan(task, cell, cell_config, backend, config, results.run_id(identity))
+
+
+def matched(cfg: DictConfig, cell: cells.Recurrent, input_size: int) -> DictConfig:
+    """cfg.cell with the hidden size whose parameter count is closest to param_match's cell at
+    cfg.cell.hidden_size (same input size, layers and bias)."""
+    if cfg.param_match not in cells.CELLS:
+        raise ValueError(f"param_match={cfg.param_match!r} is not valid; allowed: null | {' | '.join(cells.CELLS)}")
+    target = cells.count_params(cfg.param_match, input_size, cell.hidden_size, cell.num_layers, bias=cell.bias)
+    size = cells.match_hidden_size(type(cell), target, input_size, cell.num_layers, bias=cell.bias, **cell.flags)
+    node = OmegaConf.to_container(cfg.cell, resolve=True) | {"hidden_size": size}
+    return OmegaConf.create(node)
 
 
 def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, started: str) -> dict:
@@ -113,7 +130,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
 def train_run(cfg: DictConfig, p: Plan) -> Outcome:
     """mode=train: the cell and a readout trained on the task."""
     torch.manual_seed(cfg.seed)
-    cell = instantiate(cfg.cell, input_size=p.task.input_size)
+    cell = instantiate(p.cell_config, input_size=p.task.input_size)
     model = Model(p.backend.build(cell), p.task).to(p.backend.device, p.backend.torch_dtype)
     return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress)
 
@@ -122,7 +139,7 @@ def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
     """mode=throughput: tokens/s of the cell alone on random input of the task's length."""
     torch.manual_seed(cfg.seed)
     t = cfg.throughput
-    cell = instantiate(cfg.cell, input_size=p.cell.input_size)
+    cell = instantiate(p.cell_config, input_size=p.cell.input_size)
     rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
                               t.repeats, t.warmup)
     macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token

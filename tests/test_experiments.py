@@ -1,0 +1,56 @@
+"""Experiments and launchers: every experiment expands to jobs that all pass the checks and runs
+shrunk; param_match sizes cells to a parameter count; the joblib and submitit launchers land in
+the same tables."""
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_dir
+
+import cells
+from bench import run
+from bench.results import load_tables
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+SHRINK = ["train.steps=2", "train.eval_every=1", "train.n_test=8", "train.probe_size=2", "cell.hidden_size=4",
+          "throughput.batch_size=2", "throughput.repeats=1", "throughput.warmup=0", "progress=false"]
+
+
+@pytest.mark.parametrize("experiment", EXPERIMENTS)
+def test_every_experiment_expands_checks_and_runs_shrunk(tmp_path, experiment):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        todo = run.jobs([f"experiment={experiment}"], multirun=True)
+        plans = [run.plan(compose("config", overrides=job)) for job in todo]  # every job passes the checks
+        assert len({p.run_id for p in plans}) == len(plans)  # and each is a distinct run
+        first = compose("config", overrides=[*todo[0], *SHRINK, f"results_dir={tmp_path}", "task.seq_len=12"])
+        if first.task._target_.endswith("digits"):
+            first.task.seq_len = 64
+        assert run.execute(first, {}) == "ok"
+
+
+def test_param_match_sizes_each_cell_to_the_lstm_count(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        sizes = {}
+        for cell in ("lstm", "gru", "rnn"):
+            p = run.plan(compose("config", overrides=["experiment=param_matched", f"cell={cell}", "task=copy"]))
+            sizes[cell] = p.cell.hidden_size
+            assert p.config["cell"]["hidden_size"] == p.cell.hidden_size
+    assert sizes["lstm"] == 64
+    assert sizes["gru"] == cells.match_hidden_size("gru", cells.count_params("lstm", 10, 64), 10)
+    assert sizes["rnn"] > sizes["gru"] > 64
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
+                                      ["hydra/launcher=submitit_local"]], ids=["joblib", "submitit_local"])
+def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
+    exe = Path(sys.executable).parent / "rnnbench"
+    cmd = [str(exe), "-m", *launcher, "experiment=smoke", "cell=lstm,gru", "seed=0,1", "train.steps=3",
+           "progress=false", f"results_dir={tmp_path / 'runs'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = load_tables(tmp_path / "runs")["runs"]
+    assert sorted(zip(runs.cell, runs.seed)) == [("gru", 0), ("gru", 1), ("lstm", 0), ("lstm", 1)]
+    assert (runs.status == "ok").all() and (runs.threads == 1).all()
