@@ -25,7 +25,7 @@ from omegaconf.errors import OmegaConfBaseException
 import cells
 from cells._base import check_size
 
-from . import backends, measure, results, tasks
+from . import backends, measure, results, sweep, tasks
 from .train import Model, Outcome, train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -196,6 +196,8 @@ def summary(row: dict, outcome: Outcome | None, folder: Path) -> str:
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
 def app(cfg: DictConfig) -> None:
     execute(cfg, dict(HydraConfig.get().runtime.choices))
+    if (progress := sweep.progress_line()) is not None:
+        print(progress)
 
 
 def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
@@ -209,16 +211,17 @@ def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
     return BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)[0]
 
 
-def preflight(argv: list[str]) -> int:
-    """Compose and check every job of the command line; returns the number of jobs."""
+def preflight(argv: list[str]) -> list[tuple[str, str]]:
+    """Compose and check every job of the command line; returns their (results_dir, run_id)."""
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
-        return 0  # Hydra's own informational modes
+        return []  # Hydra's own informational modes
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
-        todo = jobs(args.overrides, args.multirun)
-        for job in todo:
-            plan(compose("config", overrides=job))
-    return len(todo)
+        runs = []
+        for job in jobs(args.overrides, args.multirun):
+            cfg = compose("config", overrides=job)
+            runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
+    return runs
 
 
 def one_line(e: BaseException) -> str:
@@ -234,11 +237,15 @@ def one_line(e: BaseException) -> str:
 
 def main() -> None:
     try:
-        preflight(sys.argv[1:])
+        runs = preflight(sys.argv[1:])
     except Exception as e:  # noqa: BLE001: every config error ends here, as one line
         print(f"rnnbench: error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
-    app()
+    sweep.write_plan(runs)
+    try:
+        app()
+    finally:
+        sweep.finish()
 
 
 if __name__ == "__main__":

@@ -1,6 +1,7 @@
 """The rnnbench CLI end to end, on the real configs shrunk: records, failure as data, reruns,
 kills, determinism and every kind of bad input."""
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -126,6 +127,9 @@ def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, mon
     monkeypatch.setattr(run, "train", train_failing_on_seed_1)
     code, out, _ = cli("-m", "seed=0,1,2")
     assert code == 0
+    assert "sweep progress: 1/3 runs recorded" in out and "sweep progress: 3/3 runs recorded" in out
+    # the summary row: cell, task, T, H, impl, runs, ok, diverged, failed
+    assert "sweep summary" in out and re.search(r"lstm\s+adding\s+12\s+8\s+loop\s+3\s+2\s+0\s+1\s", out)
     runs = load_tables(cli.results)["runs"].set_index("seed")
     assert runs.status.to_dict() == {0: "ok", 1: "failed", 2: "ok"}
     assert runs.error[1] == "RuntimeError: simulated out-of-memory"

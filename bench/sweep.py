@@ -1,0 +1,64 @@
+"""Sweep-level bookkeeping, all counted from the results on disk: which runs a sweep planned,
+how many of them are recorded (printed after each job, whatever the launcher), and a summary
+table once the sweep ends."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+
+PLAN_ENV = "RNNBENCH_SWEEP_PLAN"  # a JSON file of the sweep's [results_dir, run_id] pairs
+
+
+def write_plan(runs: list[tuple[str, str]]) -> None:
+    """Record the sweep's runs where every job (in this process or a launcher's) can read them."""
+    fd, path = tempfile.mkstemp(prefix="rnnbench-sweep-", suffix=".json")
+    with os.fdopen(fd, "w") as f:
+        json.dump(runs, f)
+    os.environ[PLAN_ENV] = path
+
+
+def planned() -> list[tuple[str, str]]:
+    path = os.environ.get(PLAN_ENV)
+    if not path or not Path(path).exists():
+        return []
+    return [tuple(r) for r in json.loads(Path(path).read_text())]
+
+
+def progress_line() -> str | None:
+    """'k/N runs of this sweep recorded', or None outside a sweep."""
+    runs = planned()
+    if len(runs) < 2:
+        return None
+    done = sum((Path(d) / rid / "runs.parquet").exists() for d, rid in runs)
+    return f"rnnbench: sweep progress: {done}/{len(runs)} runs recorded"
+
+
+def summary_table() -> pd.DataFrame:
+    """One row per cell x task x length of the sweep: runs by status, the final test metric's
+    mean and standard deviation over seeds, how many solved, and the median steps to solve."""
+    rows = [pd.read_parquet(Path(d) / rid / "runs.parquet") for d, rid in dict.fromkeys(planned())
+            if (Path(d) / rid / "runs.parquet").exists()]
+    if not rows:
+        return pd.DataFrame()
+    runs = pd.concat(rows, ignore_index=True)
+    runs["task"] = runs["task"].fillna("-")  # throughput runs have no task
+    keys = ["cell", "task", "seq_len", "hidden_size", "impl"]
+    table = runs.groupby(keys, dropna=False).agg(
+        runs=("run_id", "size"), ok=("status", lambda s: (s == "ok").sum()),
+        diverged=("status", lambda s: (s == "diverged").sum()), failed=("status", lambda s: (s == "failed").sum()),
+        metric=("metric", "first"), mean=("final_value", "mean"), sd=("final_value", "std"),
+        solved=("solved", "sum"), median_steps_to_solve=("steps_to_solve", "median"))
+    return table.reset_index()
+
+
+def finish() -> None:
+    """Print the summary (of a sweep, not of a single run) and forget the plan."""
+    table = summary_table() if len(planned()) > 1 else pd.DataFrame()
+    if not table.empty:
+        print("\nrnnbench: sweep summary (final test metric over seeds)")
+        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+    path = os.environ.pop(PLAN_ENV, None)
+    if path:
+        Path(path).unlink(missing_ok=True)
