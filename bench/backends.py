@@ -10,6 +10,7 @@ A backend is
 Every result row names all four.
 """
 import contextlib
+import functools
 import os
 import platform
 import subprocess
@@ -129,6 +130,7 @@ def check_cell(backend: Backend, cell: cells.Recurrent) -> None:
                          f"allowed for this cell: backend.impl=loop")
 
 
+@functools.cache  # once per process: a sweep's jobs share it
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -139,6 +141,7 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+@functools.cache
 def git_commit() -> str | None:
     """The clone's commit, with '+dirty' when the work tree differs from it."""
     root = Path(__file__).resolve().parents[1]
