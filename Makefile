@@ -2,6 +2,8 @@
 # the project into it on first use (again whenever pyproject.toml changes).
 PYTHON ?= python3
 VENV ?= .venv
+# parallel runs of the main job, one thread each
+JOBS ?= 2
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -14,8 +16,12 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# The main job: the cell zoo's table, then experiment=claims (data for every claim S1-S7).
 reproduce: $(STAMP)
 	$(PY) -m bench.zoo
+	$(VENV)/bin/rnnbench -m hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) experiment=claims \
+		results_dir=results/claims progress=false
+	@echo "rnnbench: the claims' tables are in results/claims (bench.results.load_tables('results/claims'))"
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -107,16 +107,18 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
     """The run's row of the runs table: contract columns first, then the flags, then the rest."""
     task, cell, solved = p.task, p.cell, outcome is not None and outcome.steps_to_solve is not None
     final = outcome.final.get(task.metric) if outcome else None
+    training = p.config["mode"] == "train"  # a throughput run has no task metric
     flat = pd.json_normalize(p.config, sep=".").iloc[0].to_dict()
     return {
         "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
-        "task": task.name if p.config["mode"] == "train" else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
+        "task": task.name if training else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
         **cell.flags,
         "mode": p.config["mode"], "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
         "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
-        "metric": task.metric, "final_value": final, "chance": task.chance.get(task.metric),
-        "solved_threshold": task.solved, "solved": solved,
+        "metric": task.metric if training else None, "final_value": final,
+        "chance": task.chance.get(task.metric) if training else None,
+        "solved_threshold": task.solved if training else None, "solved": solved,
         "steps": outcome.steps if outcome else 0,
         "steps_to_solve": outcome.steps_to_solve if outcome else None,
         "seconds_to_solve": outcome.seconds_to_solve if outcome else None,

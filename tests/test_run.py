@@ -237,6 +237,7 @@ def test_throughput_mode_records_both_passes_with_the_backend(cli):
     assert tp.saved_bytes.iloc[1] > 0 and {"device", "impl", "dtype", "threads"} <= set(tp.columns)
     runs = tables["runs"]
     assert runs["mode"].tolist() == ["throughput"] and runs.task.isna().all() and tables["metrics"].empty
+    assert runs.metric.isna().all() and runs.chance.isna().all()
 
 
 def test_the_throughput_experiment_expands_to_its_sweep():
