@@ -1,4 +1,5 @@
-"""The result tables: tidy, one row per observation, written atomically, one folder per run.
+"""The result tables: tidy, one row per observation, written atomically, one folder per run,
+compacted into one folder per sweep when the sweep ends.
 
     RESULTS_DIR/<run_id>/metrics.parquet     run_id, step, split, metric, value, layer, param, gate
     RESULTS_DIR/<run_id>/profiles.parquet    run_id, step, t, quantity, layer, value
@@ -7,12 +8,16 @@
 Every row of every table also names the backend: device, impl, dtype, threads.
 
 runs.parquet is written last and is the mark of a complete record: a run killed before it
-leaves nothing that load_tables reads, and its rerun replaces the rest. Identifiers are read
-from the files, never from folder names.
+leaves nothing that load_tables reads, and its rerun replaces the rest. A sweep's complete runs
+are then moved into RESULTS_DIR/sweep-<hash>/ (the same four tables, many runs each). Where one
+run id is recorded twice (a failed run retried after compaction, a compaction killed before it
+removed its sources) the record that started last wins. Identifiers are read from the files,
+never from folder names.
 """
 import hashlib
 import json
 import os
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -44,9 +49,32 @@ def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
 def status_of(results_dir, rid: str) -> str | None:
     """The recorded status of run `rid`, or None when it has no complete record."""
     path = Path(results_dir) / rid / "runs.parquet"
-    if not path.exists():
+    if path.exists():  # a run's own folder is newer than any compaction that holds it
+        return pd.read_parquet(path, columns=["status"])["status"].iloc[0]
+    found = [runs[runs.run_id == rid] for runs in
+             (pd.read_parquet(p, columns=["run_id", "status", "started_at"])
+              for p in Path(results_dir).glob("sweep-*/runs.parquet"))]
+    found = pd.concat(found) if found else pd.DataFrame()
+    return None if found.empty else found.sort_values("started_at")["status"].iloc[-1]
+
+
+def compact(results_dir, rids: list[str]) -> Path | None:
+    """Move the complete runs among `rids` from their own folders into one sweep folder; None
+    when fewer than two are left in folders of their own."""
+    root = Path(results_dir)
+    folders = [root / rid for rid in dict.fromkeys(rids) if (root / rid / "runs.parquet").exists()]
+    if len(folders) < 2:
         return None
-    return pd.read_parquet(path, columns=["status"])["status"].iloc[0]
+    target = root / f"sweep-{run_id(sorted(f.name for f in folders))}"
+    target.mkdir(exist_ok=True)
+    for name in (*TABLES[1:], "runs"):  # runs last: the folder is complete once it is there
+        frames = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
+        frames = [f for f in frames if not f.empty]
+        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
+        _write_atomic(frame, target / f"{name}.parquet")
+    for f in folders:
+        shutil.rmtree(f)
+    return target
 
 
 def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) -> Path:
@@ -70,9 +98,16 @@ def load_tables(results_dir) -> dict[str, pd.DataFrame]:
     results_dir (tables a run did not write are empty)."""
     root = Path(results_dir)
     folders = sorted(p.parent for p in root.glob("*/runs.parquet")) if root.is_dir() else []
+    read = {name: [pd.read_parquet(f / f"{name}.parquet").assign(_folder=f.name)
+                   for f in folders if (f / f"{name}.parquet").exists()] for name in TABLES}
+    runs = pd.concat(read["runs"], ignore_index=True) if read["runs"] else None
+    keep = set()  # (run_id, folder) of each run's latest record
+    if runs is not None:
+        latest = runs.sort_values("started_at", kind="stable").drop_duplicates("run_id", keep="last")
+        keep = set(zip(latest.run_id, latest._folder))
     tables = {}
-    for name in TABLES:
-        frames = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
-        frames = [f for f in frames if not f.empty]
+    for name, frames in read.items():
+        frames = [f[[pair in keep for pair in zip(f.run_id, f._folder)]] for f in frames]
+        frames = [f.drop(columns="_folder") for f in frames if not f.empty]
         tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
     return tables

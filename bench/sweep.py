@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from . import results
+
 PLAN_ENV = "RNNBENCH_SWEEP_PLAN"  # a JSON file of the sweep's [results_dir, run_id] pairs
 
 
@@ -38,8 +40,11 @@ def progress_line() -> str | None:
 def summary_table() -> pd.DataFrame:
     """One row per cell x task x length of the sweep: runs by status, the final test metric's
     mean and standard deviation over seeds, how many solved, and the median steps to solve."""
-    rows = [pd.read_parquet(Path(d) / rid / "runs.parquet") for d, rid in dict.fromkeys(planned())
-            if (Path(d) / rid / "runs.parquet").exists()]
+    wanted = planned()
+    rows = [runs[runs.run_id.isin({rid for d, rid in wanted if d == results_dir})]
+            for results_dir in dict.fromkeys(d for d, _ in wanted)
+            for runs in [results.load_tables(results_dir)["runs"]]]
+    rows = [r for r in rows if not r.empty]
     if not rows:
         return pd.DataFrame()
     runs = pd.concat(rows, ignore_index=True)
@@ -54,11 +59,17 @@ def summary_table() -> pd.DataFrame:
 
 
 def finish() -> None:
-    """Print the summary (of a sweep, not of a single run) and forget the plan."""
-    table = summary_table() if len(planned()) > 1 else pd.DataFrame()
+    """Print the summary of a sweep, compact its runs into one folder per results directory,
+    and forget the plan."""
+    runs = planned()
+    table = summary_table() if len(runs) > 1 else pd.DataFrame()
     if not table.empty:
         print("\nrnnbench: sweep summary (final test metric over seeds)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+        for results_dir in dict.fromkeys(d for d, _ in runs):
+            folder = results.compact(results_dir, [rid for d, rid in runs if d == results_dir])
+            if folder is not None:
+                print(f"rnnbench: the sweep's tables are compacted into {folder}")
     path = os.environ.pop(PLAN_ENV, None)
     if path:
         Path(path).unlink(missing_ok=True)

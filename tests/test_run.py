@@ -266,3 +266,21 @@ def test_gru_vs_lstm_costs_pair_the_two_cells_per_implementation(cli, capsys):
     assert (table.time_ratio > 0).all()
     costs.main([str(cli.results)])
     assert "time_ratio" in capsys.readouterr().out
+
+
+def test_a_sweep_is_compacted_into_one_folder_that_loads_as_before(cli):
+    code, out, _ = cli("-m", "cell=lstm,gru", "seed=0,1")
+    assert code == 0 and "compacted into" in out
+    folders = [p for p in cli.results.iterdir() if not p.name.startswith(".")]
+    assert len(folders) == 1 and folders[0].name.startswith("sweep-")
+    tables = load_tables(cli.results)
+    assert len(tables["runs"]) == 4 and tables["runs"].run_id.is_unique
+    assert set(tables["metrics"].run_id) == set(tables["runs"].run_id)
+    # a second sweep over the same runs skips them all, summarises them, and moves nothing
+    code, out, _ = cli("-m", "cell=lstm,gru", "seed=0,1")
+    assert out.count("skipped") == 4 and "sweep summary" in out and "compacted into" not in out
+    # a compaction killed before it removed its sources leaves duplicates: each run still loads once
+    import shutil
+    shutil.copytree(folders[0], cli.results / "sweep-copy")
+    again = load_tables(cli.results)
+    assert len(again["runs"]) == 4 and len(again["metrics"]) == len(tables["metrics"])
