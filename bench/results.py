@@ -58,6 +58,14 @@ def status_of(results_dir, rid: str) -> str | None:
     return None if found.empty else found.sort_values("started_at")["status"].iloc[-1]
 
 
+def recorded(results_dir, rids: list[str]) -> set[str]:
+    """Which of `rids` have a complete record, in their own folder or in a compacted one."""
+    root = Path(results_dir)
+    compacted = {rid for p in root.glob("sweep-*/runs.parquet")
+                 for rid in pd.read_parquet(p, columns=["run_id"]).run_id}
+    return {rid for rid in rids if rid in compacted or (root / rid / "runs.parquet").exists()}
+
+
 def compact(results_dir, rids: list[str]) -> Path | None:
     """Move the complete runs among `rids` from their own folders into one sweep folder; None
     when fewer than two are left in folders of their own."""

@@ -28,21 +28,27 @@ def planned() -> list[tuple[str, str]]:
     return [tuple(r) for r in json.loads(Path(path).read_text())]
 
 
+def by_folder(runs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """results_dir -> the run ids planned there."""
+    folders: dict[str, list[str]] = {}
+    for results_dir, rid in runs:
+        folders.setdefault(results_dir, []).append(rid)
+    return folders
+
+
 def progress_line() -> str | None:
     """'k/N runs of this sweep recorded', or None outside a sweep."""
     runs = planned()
     if len(runs) < 2:
         return None
-    done = sum((Path(d) / rid / "runs.parquet").exists() for d, rid in runs)
+    done = sum(len(results.recorded(d, rids)) for d, rids in by_folder(runs).items())
     return f"rnnbench: sweep progress: {done}/{len(runs)} runs recorded"
 
 
 def summary_table() -> pd.DataFrame:
     """One row per cell x task x length of the sweep: runs by status, the final test metric's
     mean and standard deviation over seeds, how many solved, and the median steps to solve."""
-    wanted = planned()
-    rows = [runs[runs.run_id.isin({rid for d, rid in wanted if d == results_dir})]
-            for results_dir in dict.fromkeys(d for d, _ in wanted)
+    rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(planned()).items()
             for runs in [results.load_tables(results_dir)["runs"]]]
     rows = [r for r in rows if not r.empty]
     if not rows:
@@ -66,8 +72,8 @@ def finish() -> None:
     if not table.empty:
         print("\nrnnbench: sweep summary (final test metric over seeds)")
         print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        for results_dir in dict.fromkeys(d for d, _ in runs):
-            folder = results.compact(results_dir, [rid for d, rid in runs if d == results_dir])
+        for results_dir, rids in by_folder(runs).items():
+            folder = results.compact(results_dir, rids)
             if folder is not None:
                 print(f"rnnbench: the sweep's tables are compacted into {folder}")
     path = os.environ.pop(PLAN_ENV, None)

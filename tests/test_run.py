@@ -279,6 +279,7 @@ def test_a_sweep_is_compacted_into_one_folder_that_loads_as_before(cli):
     # a second sweep over the same runs skips them all, summarises them, and moves nothing
     code, out, _ = cli("-m", "cell=lstm,gru", "seed=0,1")
     assert out.count("skipped") == 4 and "sweep summary" in out and "compacted into" not in out
+    assert "sweep progress: 4/4 runs recorded" in out
     # a compaction killed before it removed its sources leaves duplicates: each run still loads once
     import shutil
     shutil.copytree(folders[0], cli.results / "sweep-copy")
