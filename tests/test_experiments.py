@@ -37,9 +37,9 @@ def test_param_match_sizes_each_cell_to_the_lstm_count(tmp_path):
             p = run.plan(compose("config", overrides=["experiment=param_matched", f"cell={cell}", "task=copy"]))
             sizes[cell] = p.cell.hidden_size
             assert p.config["cell"]["hidden_size"] == p.cell.hidden_size
-    assert sizes["lstm"] == 64
-    assert sizes["gru"] == cells.match_hidden_size("gru", cells.count_params("lstm", 10, 64), 10)
-    assert sizes["rnn"] > sizes["gru"] > 64
+    assert sizes["lstm"] == 32
+    assert sizes["gru"] == cells.match_hidden_size("gru", cells.count_params("lstm", 10, 32), 10)
+    assert sizes["rnn"] > sizes["gru"] > 32
 
 
 @pytest.mark.slow
