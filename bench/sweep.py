@@ -22,10 +22,11 @@ def write_plan(runs: list[tuple[str, str]]) -> None:
 
 
 def planned() -> list[tuple[str, str]]:
+    """The sweep's distinct runs (two jobs whose configs resolve alike are one run)."""
     path = os.environ.get(PLAN_ENV)
     if not path or not Path(path).exists():
         return []
-    return [tuple(r) for r in json.loads(Path(path).read_text())]
+    return list(dict.fromkeys(tuple(r) for r in json.loads(Path(path).read_text())))
 
 
 def by_folder(runs: list[tuple[str, str]]) -> dict[str, list[str]]:

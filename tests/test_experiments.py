@@ -54,3 +54,12 @@ def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
     runs = load_tables(tmp_path / "runs")["runs"]
     assert sorted(zip(runs.cell, runs.seed)) == [("gru", 0), ("gru", 1), ("lstm", 0), ("lstm", 1)]
     assert (runs.status == "ok").all() and (runs.threads == 1).all()
+
+
+def test_the_slurm_launcher_config_composes_onto_submitit():
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
+                      return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "cpu"
+    assert launcher.cpus_per_task == 1 and launcher.timeout_min == 120

@@ -285,3 +285,13 @@ def test_a_sweep_is_compacted_into_one_folder_that_loads_as_before(cli):
     shutil.copytree(folders[0], cli.results / "sweep-copy")
     again = load_tables(cli.results)
     assert len(again["runs"]) == 4 and len(again["metrics"]) == len(tables["metrics"])
+
+
+def test_every_experiment_runs_shrunk_through_one_glob(cli):
+    code, out, err = cli("-m", "experiment=glob(*)", "throughput.repeats=1", "throughput.warmup=0")
+    assert code == 0, err
+    experiments = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
+    assert f"Launching {len(experiments)} jobs" in out
+    runs = load_tables(cli.results)["runs"]  # shrunk alike, several experiments are one run
+    assert f"sweep progress: {len(runs)}/{len(runs)} runs recorded" in out
+    assert (runs.status == "ok").all() and set(runs["mode"]) == {"train", "throughput"}
