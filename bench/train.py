@@ -8,7 +8,7 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
-from . import backends, probes, tasks
+from . import backends, measure, probes, tasks
 
 
 class Model(nn.Module):
@@ -61,7 +61,6 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
     sample, test = task.splits(seed, cfg.n_test)
     test = to_device(test, device, dtype)
     probe_batch = head(test, cfg.probe_size)
-    sync = torch.cuda.synchronize if device == "cuda" else (lambda: None)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     clip = math.inf if cfg.clip is None else cfg.clip
     result = Outcome()
@@ -108,7 +107,7 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
             result.error = f"step {step}: loss {loss.item()}, gradient norm {grad_norm.item()}"
             break
         opt.step()
-        sync()
+        measure.synchronize(device)  # the step's time, not its launch
         result.train_seconds += time.perf_counter() - t0
         result.steps, result.train_tokens = step, result.train_tokens + batch.x.shape[0] * batch.x.shape[1]
         bar.update()
