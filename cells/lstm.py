@@ -86,7 +86,7 @@ class LSTM(Recurrent):
             def gate(name, cell):  # σ(pre + p ⊙ cell), or None (= 1) for a removed gate
                 if name not in pre:
                     return None
-                return torch.sigmoid(pre[name] + peep[name] * cell if name in peep else pre[name])
+                return torch.sigmoid(torch.addcmul(pre[name], peep[name], cell) if name in peep else pre[name])
 
             f, i = gate("f", c), None if coupled else gate("i", c)
             c = gate_mul(f, c) + gate_mul(1 - f if coupled else i, act_in(pre["g"]))
