@@ -278,13 +278,15 @@ class Recurrent(nn.Module):
             x = x.transpose(0, 1)
         return x, (final if self.n_states > 1 else final[0])
 
-    _scan = None  # a cell family's whole-layer autograd Function, where it has one (the GRU)
+    _scan = None  # a cell family's whole-layer autograd Function, where it has one (LSTM, GRU)
 
     def _use_scan(self, x: torch.Tensor) -> bool:
-        """The scan computes the same function as the steps; the steps serve where the scan
-        cannot: tracing (trace(), TorchScript, torch.compile) and autocast."""
-        return (self._scan is not None and self._trace is None and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type))
+        """The scan computes the same function as the steps, and gains in the backward; the
+        steps serve without autograd (as fast there, measured) and where the scan cannot:
+        tracing (trace(), TorchScript, torch.compile) and autocast."""
+        return (self._scan is not None and torch.is_grad_enabled() and self._trace is None
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and not torch.is_autocast_enabled(x.device.type))
 
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """The one time loop: x (T, B, I) -> outputs (T, B, H) and the last state."""

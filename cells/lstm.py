@@ -10,6 +10,7 @@ import torch
 from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
+from .lstm_scan import LSTMScan, Spec
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda v: v}
 BOOL = (True, False)
@@ -95,3 +96,13 @@ class LSTM(Recurrent):
             return (h, c), {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
 
         return step, xw
+
+    def _scan(self, k, x, state):
+        """Layer k through LSTMScan: the same function as _prepare's steps, with a hand-written
+        backward."""
+        w_ih, w_hh, b_ih, b_hh, w_ch = self._params(k)
+        xw = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, G*H), both biases
+        spec = Spec(self.layout.blocks, self.layout.peepholes, self.coupled_gates,
+                    self.input_activation == "tanh", self.output_activation == "tanh")
+        out, c = LSTMScan.apply(xw, *state, w_hh, w_ch, spec)
+        return out, (out[-1], c)

@@ -156,17 +156,22 @@ def test_without_forget_and_input_gates_c_accumulates_g():
     assert torch.allclose(c[0] - c0[0], g.sum(0), atol=1e-12)
 
 
-GRU_CASES = [flags for name, flags in FLAG_CASES if name == "GRU"]
+SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]
 
 
-@pytest.mark.parametrize("flags", GRU_CASES, ids=str)
-def test_gru_scan_equals_the_step_loop(flags):
-    """The GRU's whole-layer Function and its step loop (used by trace(), TorchScript, compile,
-    autocast) compute the same outputs and gradients."""
-    cell = cells.GRU(I, H, 2, dtype=F64, **flags)
+@pytest.mark.parametrize("case", SCAN_CASES, ids=ids)
+def test_scan_equals_the_step_loop(case):
+    """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
+    compile, autocast) compute the same outputs, final states and gradients."""
+    name, flags = case
+    cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)
-    hx = (torch.randn(2, B, H, dtype=F64),)
-    fn = lambda x, hx: (lambda o, s: (o, (s,)))(*cell(x, hx[0]))  # noqa: E731
+    hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))
+
+    def fn(x, hx):
+        out, state = cell(x, hx if len(hx) == 2 else hx[0])
+        return out, (state if isinstance(state, tuple) else (state,))
+
     scan = outputs_and_grads(fn, cell, x, hx)
     with cell.trace() as trace:
         steps = outputs_and_grads(fn, cell, x, hx)

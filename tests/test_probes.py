@@ -22,7 +22,7 @@ def test_trace_records_every_step_of_every_layer(flags, gates):
     assert torch.equal(trace[0]["states"][-1][1], c[0])
     assert set(trace[0]["gates"][0]) == gates
     assert cell._trace is None  # tracing ends with the block
-    assert torch.equal(cell(x)[0], out)
+    assert torch.allclose(cell(x)[0], out, atol=1e-12)  # after tracing: the scan again, same function
 
 
 def test_gate_statistics_and_step_changes():
