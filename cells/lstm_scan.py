@@ -14,6 +14,8 @@ import torch
 
 from .gru_scan import _steps, sigmoid_backward, tanh_backward
 
+tanh_grad = torch.ops.aten.tanh_backward.default  # grad * (1 - y²), into a new tensor
+
 
 @dataclass(frozen=True)
 class Spec:
@@ -97,7 +99,7 @@ class LSTMScan(torch.autograd.Function):
                 sigmoid_backward(D * out, o, grad_input=dblk["o"][t])
             else:
                 d_out = D
-            dc = dc + (torch.ops.aten.tanh_backward(d_out, out) if spec.tanh_out else d_out)  # ∂L/∂c', all paths
+            dc = dc + (tanh_grad(d_out, out) if spec.tanh_out else d_out)  # ∂L/∂c', along all paths
             if "o" in peep:
                 dc.addcmul_(dblk["o"][t], peep["o"])
             g = blk["g"][t]
