@@ -217,6 +217,12 @@ class Recurrent(nn.Module):
                     self.set_gate_bias(k, block, sign * u)
 
     # ---- forward -----------------------------------------------------------------------------
+    def _project(self, k: int, x: torch.Tensor) -> torch.Tensor:
+        """Layer k's input projection of every step at once, with both biases: (T, B, G*H). Cells
+        whose hidden bias sits inside a gate (the GRU's b_hn) make their own."""
+        w_ih, _, b_ih, b_hh, _ = self._params(k)
+        return F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)
+
     def _prepare(self, k: int, x: torch.Tensor) -> tuple[Callable, torch.Tensor]:
         """Layer k on x (T, B, I): (step, xw) with xw (T, B, G*H) and
         step(xw_t, state) -> (state, gates), gates a dict of the step's gate activations (B, H)."""

@@ -7,7 +7,6 @@ Standard cell, torch's gate order i, f, g, o (g is the seed's input activation z
 import numbers
 
 import torch
-from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
 from .lstm_scan import LSTMScan, Spec
@@ -73,8 +72,8 @@ class LSTM(Recurrent):
                 self.set_gate_bias(k, "f", self.forget_bias)
 
     def _prepare(self, k, x):
-        w_ih, w_hh, b_ih, b_hh, w_ch = self._params(k)
-        xw = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, G*H), both biases
+        _, w_hh, _, _, w_ch = self._params(k)
+        xw = self._project(k, x)  # (T, B, G*H)
         blocks, w_hh_t = self.layout.blocks, w_hh.t()
         peep = dict(zip(self.layout.peepholes, w_ch)) if w_ch is not None else {}  # gate -> (H,)
         act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
@@ -100,9 +99,8 @@ class LSTM(Recurrent):
     def _scan(self, k, x, state):
         """Layer k through LSTMScan: the same function as _prepare's steps, with a hand-written
         backward."""
-        w_ih, w_hh, b_ih, b_hh, w_ch = self._params(k)
-        xw = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, G*H), both biases
+        _, w_hh, _, _, w_ch = self._params(k)
         spec = Spec(self.layout.blocks, self.layout.peepholes, self.coupled_gates,
                     self.input_activation == "tanh", self.output_activation == "tanh")
-        out, c = LSTMScan.apply(xw, *state, w_hh, w_ch, spec)
+        out, c = LSTMScan.apply(self._project(k, x), *state, w_hh, w_ch, spec)
         return out, (out[-1], c)

@@ -1,6 +1,5 @@
 """The vanilla (Elman) RNN: h_t = act(W_ih x_t + b_ih + W_hh h_{t-1} + b_hh)."""
 import torch
-from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent
 
@@ -30,9 +29,8 @@ class RNN(Recurrent):
         return Layout(blocks=("h",))
 
     def _prepare(self, k, x):
-        w_ih, w_hh, b_ih, b_hh, _ = self._params(k)
-        xw = F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)  # (T, B, H), both biases
-        w_hh_t, act = w_hh.t(), ACTIVATIONS[self.nonlinearity]
+        xw = self._project(k, x)  # (T, B, H)
+        w_hh_t, act = self._params(k)[1].t(), ACTIVATIONS[self.nonlinearity]
 
         def step(xw_t, state):
             return (act(torch.addmm(xw_t, state[0], w_hh_t)),), {}
