@@ -101,20 +101,21 @@ def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) 
     return folder
 
 
-def load_tables(results_dir) -> dict[str, pd.DataFrame]:
-    """{'runs', 'metrics', 'profiles', 'throughput'} -> DataFrame, from every complete run under
-    results_dir (tables a run did not write are empty)."""
+def load_tables(results_dir, names: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
+    """{'runs', 'metrics', 'profiles', 'throughput'} (or just `names`) -> DataFrame, from every
+    complete run under results_dir (tables a run did not write are empty)."""
     root = Path(results_dir)
     folders = sorted(p.parent for p in root.glob("*/runs.parquet")) if root.is_dir() else []
     read = {name: [pd.read_parquet(f / f"{name}.parquet").assign(_folder=f.name)
-                   for f in folders if (f / f"{name}.parquet").exists()] for name in TABLES}
+                   for f in folders if (f / f"{name}.parquet").exists()] for name in {"runs", *names}}
     runs = pd.concat(read["runs"], ignore_index=True) if read["runs"] else None
     keep = set()  # (run_id, folder) of each run's latest record
     if runs is not None:
         latest = runs.sort_values("started_at", kind="stable").drop_duplicates("run_id", keep="last")
         keep = set(zip(latest.run_id, latest._folder))
     tables = {}
-    for name, frames in read.items():
+    for name in names:
+        frames = read[name]
         frames = [f[[pair in keep for pair in zip(f.run_id, f._folder)]] for f in frames]
         frames = [f.drop(columns="_folder") for f in frames if not f.empty]
         tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])

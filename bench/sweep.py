@@ -50,7 +50,7 @@ def summary_table() -> pd.DataFrame:
     """One row per cell x task x length of the sweep: runs by status, the final test metric's
     mean and standard deviation over seeds, how many solved, and the median steps to solve."""
     rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(planned()).items()
-            for runs in [results.load_tables(results_dir)["runs"]]]
+            for runs in [results.load_tables(results_dir, ("runs",))["runs"]]]
     rows = [r for r in rows if not r.empty]
     if not rows:
         return pd.DataFrame()
