@@ -4,6 +4,8 @@ PYTHON ?= python3
 VENV ?= .venv
 # parallel runs of the main job, one thread each
 JOBS ?= 2
+# where the main job writes its tables, report and figures
+RESULTS ?= results/claims
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
@@ -16,12 +18,15 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-# The main job: the cell zoo's table, then experiment=claims (data for every claim S1-S7).
+# The main job: the cell zoo's table, experiment=claims (data for every claim S1-S7), the report.
+# The training cases run $(JOBS) at a time; the throughput cases after them, one at a time, so
+# that no other job shares the machine while they are timed.
 reproduce: $(STAMP)
 	$(PY) -m bench.zoo
 	$(VENV)/bin/rnnbench -m hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS) experiment=claims \
-		results_dir=results/claims progress=false
-	@echo "rnnbench: the claims' tables are in results/claims (bench.results.load_tables('results/claims'))"
+		'case=glob(*,exclude=*-throughput-*)' results_dir=$(RESULTS) progress=false
+	$(VENV)/bin/rnnbench -m experiment=claims 'case=glob(*-throughput-*)' results_dir=$(RESULTS) progress=false
+	$(VENV)/bin/rnnbench-report $(RESULTS)
 
 test: $(STAMP)
 	$(PY) -m pytest

@@ -11,15 +11,17 @@ from .results import load_tables
 KEYS = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
 
 
-def gru_vs_lstm(results_dir) -> pd.DataFrame:
+def gru_vs_lstm(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per setting measured for both the standard GRU and LSTM: time, parameter and
-    multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster)."""
-    tables = load_tables(results_dir)
+    multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster). `tables` as
+    load_tables returns them."""
     runs = tables["runs"]
     if tables["throughput"].empty or runs.empty:
         return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])
     tp = tables["throughput"].merge(runs[["run_id", "cell", "n_params"]], on="run_id")
     tp = tp[tp.cell.isin(["gru", "lstm"])]
+    if tp.cell.nunique() < 2:
+        return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])
     wide = tp.pivot_table(index=KEYS, columns="cell", values=["seconds", "n_params", "macs_per_token"],
                           aggfunc="median").dropna()
     out = pd.DataFrame({
@@ -35,7 +37,7 @@ def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("results_dir", nargs="?", default="results/runs")
     args = parser.parse_args(argv)
-    table = gru_vs_lstm(args.results_dir)
+    table = gru_vs_lstm(load_tables(args.results_dir))
     if table.empty:
         raise SystemExit(f"rnnbench: no GRU and LSTM throughput pairs in {args.results_dir}; "
                          "run `rnnbench -m experiment=throughput` first")

@@ -42,6 +42,7 @@ class Plan:
     backend: backends.Backend
     config: dict  # the resolved config
     run_id: str
+    requested_size: int  # cfg.cell.hidden_size as asked, before param_match resized the cell
 
 
 def check_top(cfg: DictConfig) -> None:
@@ -89,7 +90,7 @@ def plan(cfg: DictConfig) -> Plan:
         config["cell"]["hidden_size"] = cell.hidden_size
     backends.check_cell(backend, cell)
     identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
-    return Plan(task, cell, cell_config, backend, config, results.run_id(identity))
+    return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
 
 
 def matched(cfg: DictConfig, cell: cells.Recurrent, input_size: int) -> DictConfig:
@@ -114,7 +115,8 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "task": task.name if training else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
         **cell.flags,
-        "mode": p.config["mode"], "cell_class": type(cell).__name__, "num_layers": cell.num_layers,
+        "mode": p.config["mode"], "cell_class": type(cell).__name__, "input_size": cell.input_size,
+        "num_layers": cell.num_layers, "bias": cell.bias, "requested_hidden_size": p.requested_size,
         "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
         "metric": task.metric if training else None, "final_value": final,
         "chance": task.chance.get(task.metric) if training else None,

@@ -260,7 +260,7 @@ def test_gru_vs_lstm_costs_pair_the_two_cells_per_implementation(cli, capsys):
     code, _, err = cli("-m", "mode=throughput", "cell=lstm,gru", "backend.impl=loop,fused", "task.seq_len=5",
                        "throughput.batch_size=2", "throughput.repeats=2", "throughput.warmup=0")
     assert code == 0, err
-    table = costs.gru_vs_lstm(cli.results)
+    table = costs.gru_vs_lstm(load_tables(cli.results))
     assert len(table) == 4 and set(table.impl) == {"loop", "fused"}  # 2 implementations x 2 passes
     assert (table.params_ratio == 0.75).all() and (table.macs_ratio == 0.75).all()
     assert (table.time_ratio > 0).all()

@@ -1,0 +1,325 @@
+"""The claims ledger S1-S7 of MISSION.md, judged from the result tables. Each claim is one
+function whose docstring is its verdict rule, stated in the report as written here. A claim is
+tested in parts (a task, an implementation, a gate); each part gets a verdict from the tests in
+bench.stats and the claim combines them (stats.combine). A claim without data is
+"inconclusive: no data", never guessed."""
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+import cells
+from . import stats
+from .stats import Estimate
+
+MARGIN = 0.05  # skill (0 = chance, 1 = perfect): smaller differences count as comparable
+SPEED_MARGIN = math.log(1.05)  # a cell is cheaper when it is at least 5% faster
+CHANGE_MARGIN = math.log(1.5)  # "changes a lot more": at least 1.5x the relative step change
+NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "solved_threshold", "solved", "steps_to_solve",
+          "seconds_to_solve", "steps", "device_name", "config.param_match", "config.train.steps"]
+FLOAT32_TINY = 1.2e-38  # the smallest normal float32
+GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
+
+
+@dataclass
+class Verdict:
+    id: str
+    claim: str
+    verdict: str  # starts with supported | not supported | inconclusive
+    evidence: str
+    parts: pd.DataFrame  # part, estimate, verdict: one row per tested part
+
+
+def annotate(runs: pd.DataFrame) -> pd.DataFrame:
+    """Runs with their family (rnn, lstm, gru), variant ('' for the standard cell, else its flags
+    that differ from the defaults), whether param_match resized them, whether they trained (not
+    mode=throughput) and their skill."""
+    missing = [c for c in NEEDED if c not in runs]  # an empty table has the contract columns only
+    runs = runs.reindex(columns=[*runs.columns, *missing])
+    runs["training"] = runs["mode"].fillna("train") != "throughput"
+    runs["family"] = [str(c).lower() for c in runs.cell_class]
+    runs["variant"] = [variant(row, family) for row, family in zip(runs.to_dict("records"), runs.family)]
+    match = runs["config.param_match"]
+    runs["sized"] = match.notna() & (match != runs.family)
+    runs["skill"] = stats.skill(runs) if len(runs) else pd.Series(dtype=float)
+    return runs
+
+
+def variant(row: dict, family: str) -> str:
+    """The flags of `row` that differ from its cell's defaults, as 'flag=value,...'; a flag the
+    row does not record is at its default."""
+    def same(value, default):
+        return value is None or (isinstance(value, float) and math.isnan(value)) or value == default
+    flags = cells.CELLS[family].FLAGS if family in cells.CELLS else {}
+    changed = {f: row.get(f) for f, spec in flags.items() if not same(row.get(f), spec.default)}
+    return ",".join(f"{f}={v}" for f, v in changed.items())
+
+
+def standard(runs, family):
+    """The standard cell of `family`: no flag changed, not resized by param_match."""
+    return (runs.family == family) & (runs.variant == "") & ~runs.sized
+
+
+def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataFrame]]:
+    """Skill of `a` minus skill of `b`, paired by seed, one estimate per value of `by` with the
+    lengths pooled (resampled within each length)."""
+    p = stats.pairs(runs, a, b)
+    p = p[p.skill_a.notna() & p.skill_b.notna()]
+    return [(key, stats.bootstrap(g.skill_a - g.skill_b, g.seq_len), g) for key, g in p.groupby(by)]
+
+
+def _where(g: pd.DataFrame) -> str:
+    lengths = ",".join(str(t) for t in sorted(g.seq_len.unique()))
+    return f"{g.task.iloc[0]} T={lengths}, {g.seed.nunique()} seeds"
+
+
+def _verdict(id_, claim, parts: list[tuple[str, Estimate | None, str]], scope: str, extra: str = "") -> Verdict:
+    table = pd.DataFrame(parts, columns=["part", "estimate", "verdict"])
+    if table.empty:
+        return Verdict(id_, claim, "inconclusive: no data", f"no runs for this claim ({scope})", table)
+    verdict = stats.combine(list(table.verdict))
+    if verdict == stats.INCONCLUSIVE and len(table) > 1:
+        counts = table.verdict.value_counts()
+        verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
+    lines = [f"{part}: {est} {v}" if est is not None else f"{part}: {v}" for part, est, v in parts]
+    return Verdict(id_, claim, verdict, "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}", table)
+
+
+def s1(runs, tables):
+    """Per task with a solved threshold, the longest length each cell solves (most of its seeds
+    reach the threshold). Supported when the LSTM solves a longer length than the vanilla RNN and,
+    over the lengths the LSTM solves and the RNN does not, the LSTM's skill exceeds the RNN's
+    (stats.greater with the margin, paired by seed, lengths pooled); not supported when the RNN
+    solves as long a length as the LSTM; inconclusive otherwise, and when the LSTM solves no
+    length. The gradient profile is shown as evidence, not tested."""
+    parts, extra = [], []
+    for task, g in runs[runs.solved_threshold.notna()].groupby("task"):
+        lstm, rnn = g[standard(g, "lstm")], g[standard(g, "rnn")]
+        if lstm.empty or rnn.empty:
+            continue
+        longest = {name: _longest(r) for name, r in (("lstm", lstm), ("rnn", rnn))}
+        label = f"{task}: longest solved lstm T={longest['lstm']}, rnn T={longest['rnn']}"
+        if longest["lstm"] is None:
+            parts.append((label, None, stats.INCONCLUSIVE))
+        elif (longest["rnn"] or 0) >= longest["lstm"]:
+            parts.append((label, None, stats.NOT_SUPPORTED))
+        else:
+            gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
+            for _, est, pairs in _compare(gap, standard(gap, "lstm"), standard(gap, "rnn")):
+                lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
+                parts.append((f"{label}; lstm - rnn skill at T={lengths}", est, stats.greater(est, MARGIN)))
+            extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
+    scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
+    return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
+
+
+def _longest(runs):
+    solved = runs.groupby("seq_len").solved.mean()
+    solved = solved[solved > 0.5]
+    return int(solved.index.max()) if len(solved) else None
+
+
+def _gradient_ratio(profiles, runs, task, seq_len) -> str:
+    """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), mean over seeds, per standard cell, at
+    initialisation and after training."""
+    at = runs[(runs.task == task) & (runs.seq_len == seq_len) & (runs.variant == "") & ~runs.sized]
+    p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "family"]], on="run_id")
+    if p.empty:
+        return ""
+    p = p[(p.step == 0) | (p.step == p.groupby("run_id").step.transform("max"))]
+    ends = p.pivot_table(index=["family", "run_id", "step"], columns="t", values="value").iloc[:, [0, -1]]
+    # float32 gradients below ~1e-38 underflow to 0: such a ratio is reported as "underflow"
+    ratio = np.log10(ends.iloc[:, 0].clip(lower=FLOAT32_TINY) / ends.iloc[:, -1].clip(lower=FLOAT32_TINY))
+    ratio = ratio.reset_index(name="r").assign(when=lambda r: np.where(r.step == 0, "init", "trained"))
+    mean = ratio.groupby(["family", "when"]).r.median().unstack("when").reindex(columns=["init", "trained"])
+    show = lambda v: "underflow" if v <= math.log10(FLOAT32_TINY) + 1 else f"{v:+.1f}"  # noqa: E731
+    return (f"log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at {task} T={seq_len}, median over seeds, initialisation -> trained: "
+            + ", ".join(f"{f} {show(row.init)} -> {show(row.trained)}" for f, row in mean.iterrows()))
+
+
+def s2(runs, tables):
+    """Trained standard LSTMs: per run, the ratio of h's mean relative step change
+    ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (test set, last evaluation, layer 0); the geometric mean over
+    runs (lengths resampled within each task and length). Supported when its interval lies above
+    1 and its mean above 1.5 (h changes at least 1.5x as much as c); not supported when the
+    interval lies below 1.5; inconclusive otherwise."""
+    lstm = runs[standard(runs, "lstm")]
+    m = tables["metrics"]
+    m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
+    m = m.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
+    wide = m[m.step == m.steps].pivot_table(index=["run_id", "task", "seq_len"], columns="metric",
+                                            values="value").dropna().reset_index()
+    parts = []
+    if len(wide):
+        est = stats.bootstrap(np.log(wide.step_change_h / wide.step_change_c), wide.task + wide.seq_len.astype(str))
+        ratio = Estimate(*(math.exp(v) for v in (est.mean, est.lo, est.hi)), est.n)
+        where = "; ".join(f"{t} T={n}" for t, n in wide[["task", "seq_len"]].drop_duplicates().itertuples(index=False))
+        parts.append((f"h / c step change ({where})", _ratio(ratio), stats.greater(est, CHANGE_MARGIN)))
+    return _verdict("S2", CLAIMS["S2"][0], parts, _scope(lstm))
+
+
+def _ratio(est: Estimate) -> str:
+    return f"x{est.mean:.2f} [{est.lo:.2f}, {est.hi:.2f}] (n={est.n})"
+
+
+def s3(runs, tables):
+    """Standard GRU and LSTM runs of equal input size, hidden size and layers (training and
+    throughput runs alike). Supported when every such pair has the GRU's count below the LSTM's
+    and every recorded count equals the closed form cells.count_params; not supported when a
+    pair has the GRU's count at or above the LSTM's; inconclusive when a recorded count
+    disagrees with the closed form. Counts are exact: no interval."""
+    both = runs[(standard(runs, "gru") | standard(runs, "lstm"))]  # throughput runs count too
+    keys = [k for k in ("input_size", "hidden_size", "num_layers") if k in both]
+    counts = both.groupby([*keys, "family"]).n_params.agg(set).unstack("family").reindex(columns=["gru", "lstm"])
+    parts = []
+    for key, row in counts.dropna().iterrows():
+        label = ", ".join(f"{k}={v}" for k, v in zip(keys, np.atleast_1d(key)))
+        if len(row.gru) > 1 or len(row.lstm) > 1:  # one count per setting, unless a size is not recorded
+            parts.append((f"{label}: several counts, gru {sorted(row.gru)}, lstm {sorted(row.lstm)}", None,
+                          stats.INCONCLUSIVE))
+            continue
+        (gru,), (lstm,) = row.gru, row.lstm
+        parts.append((f"{label}: gru {gru} / lstm {lstm} = {gru / lstm:.4f}", None,
+                      stats.SUPPORTED if gru < lstm else stats.NOT_SUPPORTED))
+    wrong = _closed_form_mismatches(both)
+    verdict = _verdict("S3", CLAIMS["S3"][0], parts, _scope(both),
+                       "recorded counts equal the closed form" if not wrong else "")
+    if wrong and parts and not verdict.verdict.startswith(stats.NOT_SUPPORTED):
+        verdict.verdict = f"inconclusive: recorded counts differ from the closed form ({wrong})"
+    return verdict
+
+
+def _closed_form_mismatches(runs) -> str:
+    if "input_size" not in runs:
+        return "the runs do not record input_size"
+    wrong = []
+    for row in runs.to_dict("records"):
+        cls = cells.CELLS[row["family"]]
+        flags = {f: row[f] for f in cls.FLAGS if not pd.isna(row.get(f))}
+        expected = cells.count_params(cls, int(row["input_size"]), int(row["hidden_size"]),
+                                      int(row["num_layers"]), bias=bool(row.get("bias", True)), **flags)
+        if expected != row["n_params"]:
+            wrong.append(f"{row['cell']} H={row['hidden_size']}: {row['n_params']} != {expected}")
+    return "; ".join(sorted(set(wrong)))
+
+
+def s4(runs, tables):
+    """GRU minus LSTM skill, paired by seed, at equal hidden size and at equal parameter count (the
+    GRU resized with param_match=lstm), one part per comparison and task, lengths pooled. A part
+    is supported when the GRU is non-inferior within the margin (interval above -0.05 skill), not
+    supported when the interval lies below -0.05, inconclusive otherwise."""
+    lstm, parts = standard(runs, "lstm"), []
+    gru_equal = standard(runs, "gru")
+    gru_sized = (runs.family == "gru") & (runs.variant == "") & runs.sized
+    for label, gru in (("equal H", gru_equal), ("equal params", gru_sized)):
+        for task, est, g in _compare(runs, gru, lstm):
+            parts.append((f"{label}, {_where(g)}: gru - lstm", est, stats.non_inferior(est, MARGIN)))
+    return _verdict("S4", CLAIMS["S4"][0], parts, _scope(runs[lstm | gru_equal | gru_sized]))
+
+
+def s5(runs, tables):
+    """Compute, per implementation, device, dtype and size: the GRU's forward+backward time over
+    the LSTM's, paired by seed (mode=throughput runs). Training, per task: the LSTM's steps to
+    solve over the GRU's, paired by seed, lengths pooled (an unsolved run counts its whole step
+    budget, which favours the cell that did not solve). Each part is tested on the log ratio:
+    supported when the interval shows the GRU faster and by at least 5% (stats.greater, margin
+    log 1.05), not supported when the interval lies below that, inconclusive otherwise. Seconds
+    to solve are shown, not tested: parallel runs share the machine."""
+    parts = []
+    tp = tables["throughput"]
+    tp = tp[tp["pass"] == "forward_backward"].merge(
+        runs[["run_id", "family", "variant", "sized", "seed", "cell"]], on="run_id")
+    tp = tp[(tp.variant == "") & ~tp.sized]
+    keys = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "seed"]
+    wide = tp.pivot_table(index=keys, columns="family", values="seconds").reset_index()
+    if {"gru", "lstm"} <= set(wide.columns):
+        wide = wide.dropna(subset=["gru", "lstm"])
+        for key, g in wide.groupby(keys[:-1]):
+            est = stats.bootstrap(np.log(g.lstm / g.gru))
+            ratio = Estimate(*(math.exp(-v) for v in (est.mean, est.hi, est.lo)), est.n)
+            label = f"{key[0]} {key[1]} {key[2]}, T={key[4]} B={key[5]} I={key[6]} H={key[7]}: gru / lstm time"
+            parts.append((label, _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
+    train = runs[runs.training & runs.solved_threshold.notna()].assign(
+        to_solve=lambda r: r.steps_to_solve.astype(float).fillna(r["config.train.steps"].astype(float)))
+    p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
+    for task, g in p.groupby("task"):
+        est = stats.bootstrap(np.log(g.to_solve_b / g.to_solve_a), g.seq_len)
+        ratio = Estimate(*(math.exp(-v) for v in (est.mean, est.hi, est.lo)), est.n)
+        seconds = g.seconds_to_solve_a.astype(float).median(), g.seconds_to_solve_b.astype(float).median()
+        parts.append((f"{_where(g)}: gru / lstm steps to solve (median seconds to solve gru {seconds[0]:.1f}, "
+                      f"lstm {seconds[1]:.1f})", _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
+    return _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
+
+
+def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per ablated training run and its standard cell's run of the same seed and setting:
+    cell (the ablated cell's name), family, variant, task, seq_len, seed, effect (skill of the
+    ablated minus skill of the standard cell)."""
+    train = runs[runs.training & ~runs.sized]
+    frames = []
+    for (family, var), _ in train[train.variant != ""].groupby(["family", "variant"]):
+        p = stats.pairs(train, (train.family == family) & (train.variant == var), standard(train, family))
+        frames.append(p.assign(cell=p.cell_a, family=family, variant=var, effect=p.skill_a - p.skill_b,
+                               device_name=p.device_name_a))
+    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "device", "impl", "dtype", "device_name"]
+    frames = [f[columns] for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True).dropna(subset=["effect"]) if frames else pd.DataFrame(columns=columns)
+
+
+def _per_task(pairs: pd.DataFrame, sign: int):
+    """(task, estimate of sign x effect with lengths pooled, the pairs) per task."""
+    return [(task, stats.bootstrap(sign * g.effect, g.seq_len), g) for task, g in pairs.groupby("task")]
+
+
+def s6(runs, tables):
+    """The tie costs nothing: GRU minus untied GRU (tied_gates=False), and CIFG LSTM
+    (coupled_gates=True) minus LSTM, skill paired by seed, one part per pair of cells and task,
+    lengths pooled; each part tested for non-inferiority within the margin, as in S4."""
+    ablated = ablation_pairs(runs)
+    parts, used = [], ablated[ablated.variant.isin(["tied_gates=False", "coupled_gates=True"])]
+    for var, label, sign in (("tied_gates=False", "gru - untied gru", -1), ("coupled_gates=True", "cifg lstm - lstm", 1)):
+        for task, est, g in _per_task(used[used.variant == var], sign):
+            parts.append((f"{_where(g)}: {label}", est, stats.non_inferior(est, MARGIN)))
+    return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))
+
+
+def s7(runs, tables):
+    """Each gate matters: for each cell with one gate removed (input_gate, forget_gate,
+    output_gate, reset_gate or update_gate False), its standard cell minus it, skill paired by
+    seed, one part per removed gate and task, lengths pooled. A part is supported when the
+    standard cell is better (stats.greater, margin 0.05), not supported when the interval lies
+    below 0.05, inconclusive otherwise; the claim combines its parts."""
+    ablated = ablation_pairs(runs)
+    used = ablated[ablated.variant.isin([f"{gate}=False" for gate in GATES])]
+    parts = []
+    for (family, var), pairs in used.groupby(["family", "variant"], sort=False):
+        for task, est, g in _per_task(pairs, -1):
+            parts.append((f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est,
+                          stats.greater(est, MARGIN)))
+    return _verdict("S7", CLAIMS["S7"][0], parts, _scope(used))
+
+
+def _scope(runs) -> str:
+    """Where the evidence was measured: device, implementation, dtype and machine."""
+    if runs.empty:
+        return "no runs"
+    where = runs[["device", "impl", "dtype", "device_name"]].drop_duplicates().astype(str)
+    return "Measured on " + "; ".join(" ".join(row) for row in where.itertuples(index=False))
+
+
+CLAIMS = {
+    "S1": ("LSTM handles long dependencies that a vanilla RNN cannot (vanishing / exploding gradients)", s1),
+    "S2": ("the LSTM cell state c changes slowly, while h differs a lot from step to step", s2),
+    "S3": ("GRU has fewer parameters than LSTM", s3),
+    "S4": ("GRU reaches accuracy comparable to LSTM", s4),
+    "S5": ("GRU is cheaper to compute and faster / easier to train", s5),
+    "S6": ("GRU's single gate z forgets and remembers at once (z and 1-z are tied)", s6),
+    "S7": ("the gates are what matter", s7),
+}
+
+
+def judge(tables: dict[str, pd.DataFrame]) -> list[Verdict]:
+    """Every claim of the ledger, in order. Claims on accuracy read the training runs only."""
+    runs = annotate(tables["runs"])
+    return [fn(runs if id_ in ("S3", "S5") else runs[runs.training], tables) for id_, (_, fn) in CLAIMS.items()]

@@ -1,0 +1,125 @@
+"""The report's figures: seaborn on long-form tables, one function per figure. Each takes the
+annotated runs (bench.claims.annotate) and the tables, and returns a figure, or None when the
+tables hold nothing to draw. Error bars are 95% bootstrap intervals over seeds."""
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import seaborn as sns
+
+from . import claims
+
+CI = ("ci", 95)
+sns.set_theme(style="whitegrid", context="paper")
+
+
+def _standard_training(runs):
+    return runs[runs.training & (runs.variant == "") & ~runs.sized]
+
+
+def accuracy_vs_length(runs, tables):
+    """Skill (0 = chance, 1 = perfect) against sequence length, per standard cell and task."""
+    data = _standard_training(runs).dropna(subset=["skill"])
+    if data.seq_len.nunique() < 2:
+        return None
+    grid = sns.relplot(data=data, x="seq_len", y="skill", hue="family", col="task", kind="line", marker="o",
+                       errorbar=CI, seed=0, height=3, aspect=1.2, facet_kws={"sharex": False})
+    grid.set(xscale="log", ylim=(-0.1, 1.05))
+    grid.set_titles("{col_name}")
+    grid.set_axis_labels("sequence length T", "skill (0 chance, 1 perfect)")
+    return grid.figure
+
+
+def gradient_profile(runs, tables):
+    """‖∂L/∂h_t‖ over t (layer 0), at initialisation and after training, for the standard cells at
+    each task's longest length; per-example gradients averaged over the probe batch."""
+    p = tables["profiles"]
+    p = p[(p.quantity == "dL/dh") & (p.layer == 0)]
+    std = _standard_training(runs)
+    longest = std.groupby("task").seq_len.transform("max")
+    p = p.merge(std[std.seq_len == longest][["run_id", "family", "task", "seq_len", "steps"]], on="run_id")
+    if p.empty:
+        return None
+    last = p.groupby("run_id").step.transform("max")
+    p = p[(p.step == 0) | (p.step == last)].assign(
+        when=lambda d: np.where(d.step == 0, "at initialisation", "trained"),
+        task_T=lambda d: d.task + " T=" + d.seq_len.astype(str),
+        value=lambda d: d.value.clip(lower=1e-30))  # a log axis: exact zeros drawn at the floor
+    grid = sns.relplot(data=p, x="t", y="value", hue="family", col="when", row="task_T", kind="line",
+                       errorbar=CI, seed=0, height=2.8, aspect=1.4, facet_kws={"sharex": False})
+    grid.set(yscale="log")
+    grid.set_titles("{row_name}, {col_name}")
+    grid.set_axis_labels("time step t", "‖∂L/∂h_t‖")
+    return grid.figure
+
+
+def step_change(runs, tables):
+    """Mean relative step change ‖s_t - s_t-1‖ / ‖s_t-1‖ of h and (LSTM) c on the test set after
+    training, per standard cell, task and length."""
+    m = tables["metrics"]
+    m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
+    std = _standard_training(runs)
+    m = m.merge(std[["run_id", "family", "task", "seq_len", "steps"]], on="run_id")
+    m = m[m.step == m.steps]
+    if m.empty:
+        return None
+    m = m.assign(state=m.metric.str.removeprefix("step_change_"), cell=m.family + " T=" + m.seq_len.astype(str))
+    grid = sns.catplot(data=m, x="cell", y="value", hue="state", col="task", kind="bar", errorbar=CI, seed=0,
+                       height=3, aspect=1.4, sharex=False)
+    grid.set_axis_labels("", "relative step change")
+    grid.set_titles("{col_name}")
+    for ax in grid.axes.flat:
+        ax.tick_params(axis="x", rotation=45)
+    return grid.figure
+
+
+def throughput(runs, tables):
+    """Tokens per second per implementation and cell, forward and forward+backward."""
+    tp = tables["throughput"].merge(runs[["run_id", "cell"]], on="run_id")
+    if tp.empty:
+        return None
+    tp = tp.assign(size=lambda d: "T=" + d.seq_len.astype(str) + " B=" + d.batch_size.astype(str)
+                   + " H=" + d.hidden_size.astype(str) + " " + d.device + " " + d.dtype)
+    grid = sns.catplot(data=tp, x="impl", y="tokens_per_s", hue="cell", col="pass", row="size", kind="bar",
+                       errorbar=CI, seed=0, height=3, aspect=1.2, sharey=False)
+    grid.set_axis_labels("implementation", "tokens / s")
+    grid.set_titles("{col_name}\n{row_name}")
+    return grid.figure
+
+
+def ablations(runs, tables):
+    """Each ablation's skill minus its standard cell's, paired by seed, per task and length."""
+    effects = claims.ablation_pairs(runs)
+    if effects.empty:
+        return None
+    effects = effects.assign(where=effects.task + " T=" + effects.seq_len.astype(str))
+    grid = sns.catplot(data=effects, y="cell", x="effect", col="where", kind="point", errorbar=CI, seed=0,
+                       linestyle="none", height=max(2.5, 0.35 * effects.cell.nunique()), aspect=1.0,
+                       sharey=False)
+    for ax in grid.axes.flat:
+        ax.axvline(0, color="0.3", lw=1)
+    grid.set_axis_labels("skill minus the standard cell's", "")
+    grid.set_titles("{col_name}")
+    return grid.figure
+
+
+FIGURES = {
+    "accuracy_vs_length.png": accuracy_vs_length,
+    "gradient_profile.png": gradient_profile,
+    "step_change.png": step_change,
+    "throughput.png": throughput,
+    "ablations.png": ablations,
+}
+
+
+def save(figure, path) -> None:
+    """Write a PNG atomically: a reader never sees half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
+    plt.close(figure)
+    tmp.replace(path)
+
+
+def draw(runs: pd.DataFrame, tables: dict) -> dict:
+    """{file name: figure} for every figure with data."""
+    drawn = {name: fn(runs, tables) for name, fn in FIGURES.items()}
+    return {name: fig for name, fig in drawn.items() if fig is not None}

@@ -1,0 +1,163 @@
+"""`rnnbench-report RESULTS_DIR`: the claims ledger with verdicts, the tables and the figures of a
+results directory, written as RESULTS_DIR/report.md and PNG files beside it. It only reads the
+tables (bench.results.load_tables); nothing is run."""
+import argparse
+import inspect
+import os
+import sys
+from pathlib import Path
+
+import matplotlib
+import numpy as np
+import pandas as pd
+
+import cells
+from . import claims, costs, figures, stats
+from .results import load_tables
+
+CAPTIONS = {
+    "accuracy_vs_length.png": "Skill against sequence length per cell and task (95% bootstrap intervals over seeds).",
+    "gradient_profile.png": "‖∂L/∂h_t‖ over t at each task's longest length, at initialisation and after training.",
+    "step_change.png": "Relative step change of h and of the LSTM's c after training.",
+    "throughput.png": "Tokens per second per implementation, forward and forward+backward.",
+    "ablations.png": "Each ablation's skill minus its standard cell's, paired by seed.",
+}
+
+
+def markdown(frame: pd.DataFrame) -> str:
+    """A pipe table; floats to 4 significant digits, missing values as '-'."""
+    def cell(v):
+        if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
+            return "-"
+        if isinstance(v, (float, np.floating)):
+            return f"{v:.4g}"
+        return str(v).replace("|", "\\|").replace("\n", " ")
+    rows = [[cell(v) for v in row] for row in frame.itertuples(index=False)]
+    head = "| " + " | ".join(map(str, frame.columns)) + " |"
+    rule = "|" + "---|" * len(frame.columns)
+    return "\n".join([head, rule, *("| " + " | ".join(r) + " |" for r in rows)])
+
+
+def ledger(verdicts) -> str:
+    return markdown(pd.DataFrame([(v.id, v.claim, v.verdict, v.evidence) for v in verdicts],
+                                 columns=["id", "claim", "verdict", "evidence"]))
+
+
+def parameters(runs) -> pd.DataFrame:
+    """Parameters per cell (and ablation) and size, with the ratio to the standard LSTM of the
+    same sizes (closed form, cells.count_params)."""
+    keys = ["cell", "variant", "input_size", "hidden_size", "num_layers", "n_params"]
+    table = runs[[k for k in keys if k in runs]].drop_duplicates().sort_values(["hidden_size", "n_params"])
+    if "input_size" in table:
+        lstm = [cells.count_params("lstm", int(i), int(h), int(n)) for i, h, n in
+                zip(table.input_size, table.hidden_size, table.num_layers)]
+        table["/ lstm of these sizes"] = table.n_params / lstm
+    return table
+
+
+def accuracy(runs) -> pd.DataFrame:
+    """Final test metric per cell, task and length: mean and sd over seeds, skill, solved."""
+    train = runs[runs.training].assign(final=lambda r: r.final_value.astype(float),
+                                       solved_runs=lambda r: r.solved.astype(float))
+    table = train.groupby(["task", "seq_len", "cell", "hidden_size", "metric"], dropna=False).agg(
+        chance=("chance", "first"), mean=("final", "mean"), sd=("final", "std"), skill=("skill", "mean"),
+        seeds=("seed", "nunique"), solved=("solved_runs", "sum"))
+    return table.reset_index().astype({"solved": int})
+
+
+def solving(runs) -> pd.DataFrame:
+    """Steps and seconds to reach the solved threshold (solved runs only), per cell, task, length."""
+    train = runs[runs.training & runs.solved_threshold.notna()].copy()
+    for col in ("steps_to_solve", "seconds_to_solve"):
+        train[col] = train[col].astype(float)
+    table = train.groupby(["task", "seq_len", "cell", "hidden_size"]).agg(
+        solved=("solved", "sum"), seeds=("seed", "nunique"), budget=("config.train.steps", "max"),
+        median_steps=("steps_to_solve", "median"), median_seconds=("seconds_to_solve", "median"))
+    return table.reset_index()
+
+
+def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Median tokens/s per cell, implementation, device and size; and GRU / LSTM ratios."""
+    runs = tables["runs"]
+    tp = tables["throughput"].merge(runs[["run_id", "cell"]], on="run_id")
+    keys = ["cell", "impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+    per_cell = tp.groupby(keys).agg(tokens_per_s=("tokens_per_s", "median"), ms=("seconds", "median"),
+                                    seeds=("run_id", "nunique")).reset_index()
+    per_cell["ms"] *= 1e3
+    return per_cell, costs.gru_vs_lstm(tables)
+
+
+def machines(runs) -> pd.DataFrame:
+    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit"]
+    table = runs[[c for c in cols if c in runs]].astype(str).value_counts().rename("runs").reset_index()
+    return table
+
+
+def rules() -> str:
+    """Every claim's verdict rule, as its function's docstring says it."""
+    lines = [f"- **{id_}**: " + " ".join(inspect.getdoc(fn).split()) for id_, (_, fn) in claims.CLAIMS.items()]
+    return "\n".join(lines)
+
+
+def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
+    tables = load_tables(results_dir)
+    runs = claims.annotate(tables["runs"])
+    verdicts = claims.judge(tables)
+    drawn = figures.draw(runs, tables)
+    for name, fig in drawn.items():
+        figures.save(fig, results_dir / name)
+    per_cell, ratios = speed(tables)
+    status = runs.status.value_counts().to_dict()
+    sections = [
+        f"# rnnbench report: {results_dir.name}",
+        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in status.items())}), read from `{results_dir}` "
+        "with `bench.results.load_tables`. Written by `rnnbench-report`; every number below is computed "
+        "from those tables.",
+        "## Claims ledger", ledger(verdicts),
+        "## How verdicts are reached",
+        "Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
+        "mse; (accuracy - chance) / (1 - chance) otherwise); a diverged run scores 0, a failed run is left out. "
+        "Two runs are a **pair** when they differ only in the cell: same task, length, seed, requested hidden "
+        "size, backend and training budget. An estimate is the mean paired difference with a "
+        f"{stats.LEVEL:.0%} percentile-bootstrap interval ({stats.N_BOOT:,} resamples of the pairs, within "
+        "each task and length). With 3 seeds an interval is coarse: it excludes 0 only when every seed "
+        f"agrees. Margin: {claims.MARGIN} skill. The z of a GRU here is torch's (z keeps the old state); "
+        "the seed's z is 1 - z. The rule of each claim:",
+        rules(),
+        "## Evidence per claim",
+        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.astype(str)) if len(v.parts) else v.evidence)
+          for v in verdicts],
+        "## Figures",
+        *[f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}" for name in drawn],
+        "## Parameters per cell", markdown(parameters(runs)),
+        "## Accuracy per cell, task and length", markdown(accuracy(runs)),
+        "## Steps and seconds to solve", markdown(solving(runs)),
+        "## Throughput", markdown(per_cell) if len(per_cell) else "No throughput runs.",
+        "GRU / LSTM per implementation: time ratio next to the parameter and multiply-add ratios "
+        "(below 1: the GRU is cheaper).", markdown(ratios) if len(ratios) else "No GRU and LSTM pairs.",
+        "## Machines and software", markdown(machines(runs)),
+    ]
+    path = results_dir / "report.md"
+    tmp = path.with_name(f".report.md.{os.getpid()}.tmp")
+    tmp.write_text("\n\n".join(sections) + "\n")
+    tmp.replace(path)
+    return path, verdicts, list(drawn)
+
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(prog="rnnbench-report", description=__doc__.split("\n")[0])
+    parser.add_argument("results_dir", type=Path, help="a results directory written by rnnbench")
+    args = parser.parse_args(argv)
+    if not args.results_dir.is_dir() or load_tables(args.results_dir, names=("runs",))["runs"].empty:
+        print(f"rnnbench-report: error: no runs in {args.results_dir}; run `make reproduce` or "
+              f"`rnnbench ... results_dir={args.results_dir}` first", file=sys.stderr)
+        raise SystemExit(2)
+    matplotlib.use("Agg")  # files only: no display needed, none opened
+    path, verdicts, drawn = write(args.results_dir)
+    counts = pd.Series([v.verdict.split(":")[0] for v in verdicts]).value_counts()
+    print(f"rnnbench-report: {path} ({len(verdicts)} claims: "
+          + ", ".join(f"{n} {v}" for v, n in counts.items()) + f"; {len(drawn)} figures)")
+
+
+if __name__ == "__main__":
+    main()

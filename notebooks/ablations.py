@@ -1,0 +1,52 @@
+# %% [markdown]
+# # Ablations: which parts of a gated cell matter (S6, S7)
+# Each ablation is a flag on one cell (MISSION.md section 3). Here every ablated run is paired with
+# its standard cell's run of the same seed and setting, and the gate statistics show what the
+# gates did. Reads `RNNBENCH_RESULTS` (default: the committed reference results).
+
+# %%
+import os
+
+import pandas as pd
+
+from bench import claims, figures, stats
+from bench.results import load_tables
+
+RESULTS = os.environ.get("RNNBENCH_RESULTS", "../results/reference")
+tables = load_tables(RESULTS)
+runs = claims.annotate(tables["runs"])
+
+# %% [markdown]
+# ## Effect of each ablation on skill
+# Ablated minus standard, per task and length; negative: the ablation hurts.
+
+# %%
+effects = claims.ablation_pairs(runs)
+rows = []
+for (cell, variant, task, seq_len), g in effects.groupby(["cell", "variant", "task", "seq_len"]):
+    est = stats.bootstrap(g.effect)
+    rows.append({"cell": cell, "flags": variant, "task": task, "T": seq_len, "effect": est.mean,
+                 "ci_lo": est.lo, "ci_hi": est.hi, "seeds": est.n})
+pd.DataFrame(rows).round(3) if rows else "no ablated runs"
+
+# %%
+figures.ablations(runs, tables);
+
+# %% [markdown]
+# ## Gate activations after training
+# Mean activation and the fraction saturated (below 0.1 or above 0.9) per gate, test set, last
+# evaluation, layer 0. A gate stuck near 0 or 1 acts as a constant.
+
+# %%
+m = tables["metrics"].merge(runs[["run_id", "cell", "task", "seq_len", "steps"]], on="run_id")
+gates = m[m.metric.isin(["gate_mean", "gate_saturated"]) & (m.step == m.steps) & (m.layer == 0)]
+gates.pivot_table(index=["task", "seq_len", "cell", "gate"], columns="metric", values="value").round(3)
+
+# %% [markdown]
+# ## Steps to solve per ablation
+# Runs that never reached the threshold count as not solved.
+
+# %%
+train = runs[runs.training & runs.solved_threshold.notna()]
+train.groupby(["task", "seq_len", "cell"]).agg(solved=("solved", "sum"), seeds=("seed", "nunique"),
+                                                median_steps=("steps_to_solve", "median"))

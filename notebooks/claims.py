@@ -1,0 +1,55 @@
+# %% [markdown]
+# # The claims ledger
+# Does each claim of the seed (S1-S7 of MISSION.md) hold on these results? The verdicts are the
+# report's (`bench.claims`); this notebook shows the parts each verdict rests on and the runs
+# behind them. It reads the committed reference results unless `RNNBENCH_RESULTS` names another
+# results directory. Run it from `notebooks/` (`jupytext --to ipynb claims.py` opens it in Jupyter).
+
+# %%
+import os
+
+import pandas as pd
+
+from bench import claims, figures, stats
+from bench.results import load_tables
+
+RESULTS = os.environ.get("RNNBENCH_RESULTS", "../results/reference")
+tables = load_tables(RESULTS)
+runs = claims.annotate(tables["runs"])
+print(f"{len(runs)} runs in {RESULTS}: {runs.status.value_counts().to_dict()}")
+
+# %% [markdown]
+# ## Verdicts
+# One row per claim; the rule behind each verdict is its function's docstring in `bench/claims.py`.
+
+# %%
+verdicts = claims.judge(tables)
+pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "claim", "verdict"])
+
+# %% [markdown]
+# ## The parts of each claim
+# Estimates are mean paired differences (skill, or a ratio where marked x) with 95% bootstrap
+# intervals over seeds.
+
+# %%
+parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
+pd.concat(parts, ignore_index=True)[["id", "part", "estimate", "verdict"]] if parts else "no parts: no data"
+
+# %% [markdown]
+# ## Skill per cell, task and length
+# Skill is 0 at the task's chance baseline and 1 when perfect (`bench.stats.skill`).
+
+# %%
+train = runs[runs.training]
+train.pivot_table(index=["task", "seq_len"], columns="cell", values="skill", aggfunc="mean").round(3)
+
+# %%
+figures.accuracy_vs_length(runs, tables);
+
+# %% [markdown]
+# ## Every seed of the GRU-vs-LSTM comparison (S4)
+# The pairs the S4 verdict averages: same task, length, seed and budget.
+
+# %%
+pairs = stats.pairs(train, claims.standard(train, "gru"), claims.standard(train, "lstm"))
+pairs[["task", "seq_len", "seed", "skill_a", "skill_b"]].rename(columns={"skill_a": "gru", "skill_b": "lstm"})

@@ -1,0 +1,235 @@
+"""The report: the statistics against direct computations, each claim's verdict rule on
+hand-made tables whose answer is known (supported, not supported, inconclusive, no data), and
+`rnnbench-report` end to end on a small results set."""
+import itertools
+import re
+from pathlib import Path
+
+import jupytext
+import numpy as np
+import pandas as pd
+import pytest
+from nbclient import NotebookClient
+
+from bench import claims, report, stats
+from bench.results import COLUMNS
+
+SUPPORTED, NOT, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
+SIZES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks: count_params' closed form at I=2, H=32
+
+
+def runs_of(cell, scores, task="adding", seq_len=30, family=None, **flags):
+    """Training runs of one cell, one per seed, whose skill is `scores` (accuracy against chance 0,
+    so skill = score); solved at 0.99. `flags` are the cell's ablation flags."""
+    family = family or cell
+    blocks = SIZES[family] - sum(v is False for k, v in flags.items() if k.endswith("_gate")) \
+        + (1 if flags.get("tied_gates") is False else 0)
+    return [{"run_id": f"{cell}-{task}-{seq_len}-{seed}", "status": "ok", "cell": cell, "cell_class": family.upper(),
+             "task": task, "seq_len": seq_len, "hidden_size": 32, "seed": seed, "mode": "train",
+             "n_params": blocks * (32 * (2 + 32) + 64), "input_size": 2, "num_layers": 1, "bias": True,
+             "metric": "accuracy", "chance": 0.0, "final_value": s, "solved_threshold": 0.99, "solved": s >= 0.99,
+             "steps_to_solve": 100 if s >= 0.99 else None, "seconds_to_solve": 1.0 if s >= 0.99 else None,
+             "config.train.steps": 1000, "device": "cpu", "impl": "loop", "dtype": "float32", "device_name": "test cpu",
+             **flags} for seed, s in enumerate(scores)]
+
+
+def tables(*groups, metrics=(), throughput=()):
+    rows = [r for g in groups for r in g]
+    return {"runs": pd.DataFrame(rows) if rows else pd.DataFrame(columns=COLUMNS["runs"]),
+            "metrics": pd.DataFrame(list(metrics), columns=COLUMNS["metrics"]),
+            "profiles": pd.DataFrame(columns=COLUMNS["profiles"]),
+            "throughput": pd.DataFrame(list(throughput), columns=COLUMNS["throughput"])}
+
+
+def verdict(claim, t):
+    return next(v for v in claims.judge(t) if v.id == claim).verdict
+
+
+# -- statistics ---------------------------------------------------------------------------------
+
+def test_skill_is_zero_at_chance_and_one_when_perfect():
+    runs = pd.DataFrame({"metric": ["mse", "mse", "accuracy", "accuracy", "mse", "mse"],
+                         "final_value": [1 / 6, 0.0, 0.25, 1.0, None, None], "chance": [1 / 6, 1 / 6, 0.25, 0.25, 1 / 6, 1 / 6],
+                         "status": ["ok", "ok", "ok", "ok", "diverged", "failed"]})
+    assert stats.skill(runs).tolist()[:5] == pytest.approx([0, 1, 0, 1, 0])
+    assert np.isnan(stats.skill(runs).iloc[5])
+
+
+def test_bootstrap_interval_matches_the_exact_bootstrap_distribution():
+    d = np.array([0.05, 0.2, 0.3, 0.9])
+    # every resample of 4 pairs with replacement, equally likely: the exact bootstrap distribution
+    means = np.sort([np.mean(c) for c in itertools.product(d, repeat=len(d))])
+    exact = np.quantile(means, [0.025, 0.975])
+    est = stats.bootstrap(d, n_boot=100_000)
+    assert est.mean == pytest.approx(d.mean(), abs=1e-15) and est.n == 4
+    assert (est.lo, est.hi) == pytest.approx(tuple(exact), abs=0.01)
+
+
+def test_bootstrap_resamples_within_each_stratum():
+    # differences constant within each stratum: every resample has the same mean
+    est = stats.bootstrap([1.0, 1.0, 3.0, 3.0, 3.0], strata=["a", "a", "b", "b", "b"])
+    assert est.lo == pytest.approx(2.2) and est.hi == pytest.approx(2.2) and est.mean == pytest.approx(2.2)
+    # without strata the same numbers spread
+    assert stats.bootstrap([1.0, 1.0, 3.0, 3.0, 3.0]).lo < 2.2
+
+
+@pytest.mark.parametrize("lo,hi,mean,greater,non_inferior", [
+    (0.10, 0.30, 0.20, SUPPORTED, SUPPORTED),  # clearly positive
+    (0.01, 0.04, 0.02, NOT, SUPPORTED),  # positive but below the margin: no effect worth the name
+    (-0.30, -0.10, -0.20, NOT, NOT),  # clearly negative
+    (-0.20, 0.30, 0.05, INCONCLUSIVE, INCONCLUSIVE),  # straddles both margins
+])
+def test_three_way_tests(lo, hi, mean, greater, non_inferior):
+    est = stats.Estimate(mean, lo, hi, 3)
+    assert stats.greater(est, 0.05) == greater and stats.non_inferior(est, 0.05) == non_inferior
+    assert stats.greater(stats.Estimate(mean, lo, hi, 2), 0.05) == INCONCLUSIVE  # too few pairs
+
+
+def test_combine():
+    assert stats.combine([SUPPORTED, SUPPORTED]) == SUPPORTED
+    assert stats.combine([NOT, NOT]) == NOT
+    assert stats.combine([SUPPORTED, NOT]) == INCONCLUSIVE
+    assert stats.combine([]) == INCONCLUSIVE
+
+
+def test_pairs_join_runs_that_differ_only_in_the_cell():
+    runs = claims.annotate(pd.DataFrame(runs_of("gru", [0.5, 0.6]) + runs_of("lstm", [0.4, 0.5])
+                                        + runs_of("lstm", [0.9], seq_len=10)))
+    p = stats.pairs(runs, runs.family == "gru", runs.family == "lstm")
+    assert sorted(zip(p.seed, p.skill_a - p.skill_b)) == [(0, pytest.approx(0.1)), (1, pytest.approx(0.1))]
+
+
+# -- verdict rules on tables with a known answer -------------------------------------------------
+
+def test_no_data_gives_every_claim_inconclusive_no_data():
+    for v in claims.judge(tables()):
+        assert v.verdict == "inconclusive: no data", v.id
+
+
+@pytest.mark.parametrize("gru,expected", [
+    ([0.80, 0.90, 0.85], SUPPORTED),  # within noise of the LSTM's
+    ([0.20, 0.30, 0.25], NOT),  # far worse on every seed
+    ([0.95, 0.30, 0.90], INCONCLUSIVE),  # seeds disagree
+])
+def test_s4_comparable_accuracy(gru, expected):
+    lstm = [0.82, 0.88, 0.86]
+    assert verdict("S4", tables(runs_of("gru", gru), runs_of("lstm", lstm))) == expected
+
+
+def test_s4_pairs_param_matched_grus_with_the_lstm_they_match():
+    sized = [dict(r, hidden_size=37, requested_hidden_size=32, **{"config.param_match": "lstm"})
+             for r in runs_of("gru", [0.2, 0.3, 0.25])]
+    lstm = [dict(r, requested_hidden_size=32) for r in runs_of("lstm", [0.82, 0.88, 0.86])]
+    (v,) = [v for v in claims.judge(tables(sized, lstm)) if v.id == "S4"]
+    assert v.verdict == NOT and v.parts.part.str.startswith("equal params").all()
+
+
+def test_s4_with_two_seeds_is_inconclusive():
+    assert verdict("S4", tables(runs_of("gru", [0.8, 0.8]), runs_of("lstm", [0.8, 0.8]))) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("rnn30,expected", [([0.1, 0.2, 0.1], SUPPORTED), ([1.0, 0.99, 1.0], NOT)])
+def test_s1_longest_length_solved(rnn30, expected):
+    t = tables(runs_of("lstm", [1.0] * 3, seq_len=10), runs_of("lstm", [1.0, 0.99, 1.0], seq_len=30),
+               runs_of("rnn", [1.0] * 3, seq_len=10), runs_of("rnn", rnn30, seq_len=30))
+    assert verdict("S1", t) == expected
+
+
+def test_s1_is_inconclusive_when_the_lstm_solves_nothing():
+    t = tables(runs_of("lstm", [0.5] * 3), runs_of("rnn", [0.1] * 3))
+    assert verdict("S1", t) == INCONCLUSIVE
+
+
+def step_changes(h, c):
+    return [{"run_id": f"lstm-adding-30-{seed}", "step": 1000, "split": "test", "metric": f"step_change_{s}",
+             "value": v * (1 + 0.01 * seed), "layer": 0} for seed in range(3) for s, v in (("h", h), ("c", c))]
+
+
+@pytest.mark.parametrize("h,c,expected", [(0.3, 0.1, SUPPORTED), (0.1, 0.1, NOT), (0.1, 0.3, NOT)])
+def test_s2_step_change_of_h_over_c(h, c, expected):
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0] * 3)]
+    assert verdict("S2", tables(lstm, metrics=step_changes(h, c))) == expected
+
+
+def test_s3_counts_against_the_closed_form():
+    assert verdict("S3", tables(runs_of("gru", [1] * 3), runs_of("lstm", [1] * 3))) == SUPPORTED
+    wrong = [dict(r, n_params=r["n_params"] + 1) for r in runs_of("gru", [1] * 3)]
+    assert verdict("S3", tables(wrong, runs_of("lstm", [1] * 3))).startswith("inconclusive: recorded counts")
+    bigger = [dict(r, n_params=10**6) for r in runs_of("gru", [1] * 3)]
+    assert verdict("S3", tables(bigger, runs_of("lstm", [1] * 3))) == NOT
+
+
+def speed_rows(cell, seconds):
+    return [{"run_id": f"{cell}-tp-{seed}", "pass": "forward_backward", "seq_len": 100, "batch_size": 64, "input_size": 32,
+             "hidden_size": 256, "seconds": s * (1 + 0.01 * seed), "tokens_per_s": 6400 / s, "device": "cpu",
+             "impl": "loop", "dtype": "float32", "threads": 1} for seed, s in enumerate(seconds)]
+
+
+@pytest.mark.parametrize("gru_seconds,expected", [(0.5, SUPPORTED), (1.0, NOT), (2.0, NOT)])
+def test_s5_compute_cost(gru_seconds, expected):
+    tp_runs = [dict(r, run_id=f"{c}-tp-{r['seed']}", mode="throughput", task=None) for c in ("gru", "lstm")
+               for r in runs_of(c, [1] * 3)]
+    t = tables(tp_runs, throughput=speed_rows("gru", [gru_seconds] * 3) + speed_rows("lstm", [1.0] * 3))
+    assert verdict("S5", t) == expected
+
+
+def test_s6_tie_costs_nothing_and_s7_gates_matter():
+    t = tables(runs_of("gru", [0.9, 0.95, 0.92]), runs_of("gru_untied", [0.9, 0.94, 0.93], family="gru", tied_gates=False),
+               runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
+    assert verdict("S6", t) == SUPPORTED
+    assert verdict("S7", t) == SUPPORTED
+    no_effect = tables(runs_of("gru", [0.9, 0.95, 0.92]),
+                       runs_of("gru_no_reset", [0.91, 0.95, 0.93], family="gru", reset_gate=False))
+    assert verdict("S7", no_effect) == NOT
+    mixed = tables(no_effect["runs"].to_dict("records"), runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
+    assert verdict("S7", mixed).startswith("inconclusive: parts")
+
+
+def test_s6_untying_that_helps_is_not_supported():
+    t = tables(runs_of("gru", [0.2, 0.25, 0.3]), runs_of("gru_untied", [0.9, 0.94, 0.93], family="gru", tied_gates=False))
+    assert verdict("S6", t) == NOT
+
+
+# -- the report end to end -----------------------------------------------------------------------
+
+def test_report_writes_the_ledger_tables_and_figures(small_results, capsys):
+    report.main([str(small_results)])
+    out = capsys.readouterr().out
+    assert out.startswith(f"rnnbench-report: {small_results / 'report.md'} (7 claims")
+    text = (small_results / "report.md").read_text()
+    rows = re.findall(r"^\| (S\d) \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
+    assert [r[0] for r in rows] == [f"S{i}" for i in range(1, 8)]
+    assert all(re.match(r"(supported|not supported|inconclusive)", verdict.strip()) for _, _, verdict in rows)
+    for name in ("accuracy_vs_length.png", "gradient_profile.png", "step_change.png", "throughput.png", "ablations.png"):
+        assert (small_results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
+        assert f"]({name})" in text
+    for section in ("Parameters per cell", "Accuracy per cell", "Steps and seconds to solve", "Throughput",
+                    "Machines and software", "How verdicts are reached"):
+        assert f"## {section}" in text
+    assert not list(small_results.glob(".*tmp"))  # written atomically, nothing half-written left
+
+
+def test_report_on_a_folder_without_runs_is_one_line(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path / "nothing")])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1 and "no runs in" in err
+    assert not (tmp_path / "nothing").exists()
+
+
+NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_executes_headless_on_the_small_results(path, small_results, monkeypatch):
+    monkeypatch.setenv("RNNBENCH_RESULTS", str(small_results))
+    notebook = jupytext.read(path)
+    assert sum(c.cell_type == "code" for c in notebook.cells) >= 3  # percent cells, not one blob
+    NotebookClient(notebook, timeout=300, kernel_name="python3",
+                   resources={"metadata": {"path": str(path.parent)}}).execute()  # raises on any error
+    outputs = [o for c in notebook.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs)  # the figures were drawn
+
+
+def test_there_is_a_notebook_per_question():
+    assert [p.stem for p in NOTEBOOKS] == ["ablations", "claims", "gradient_flow", "throughput"]
