@@ -89,7 +89,7 @@ def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 def machines(runs) -> pd.DataFrame:
     cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit"]
-    table = runs[[c for c in cols if c in runs]].astype(str).value_counts().rename("runs").reset_index()
+    table = runs[[c for c in cols if c in runs]].value_counts(dropna=False).rename("runs").reset_index()
     return table
 
 

@@ -206,6 +206,7 @@ def test_report_writes_the_ledger_tables_and_figures(small_results, capsys):
     for section in ("Parameters per cell", "Accuracy per cell", "Steps and seconds to solve", "Throughput",
                     "Machines and software", "How verdicts are reached"):
         assert f"## {section}" in text
+    assert re.search(r"## Machines and software\n\n\|.*\n\|---.*\n\| cpu \|", text)  # the machine is named
     assert not list(small_results.glob(".*tmp"))  # written atomically, nothing half-written left
 
 
