@@ -154,7 +154,8 @@ def s2(runs, tables):
     if len(wide):
         est = stats.bootstrap(np.log(wide.step_change_h / wide.step_change_c), wide.task + wide.seq_len.astype(str))
         ratio = Estimate(*(math.exp(v) for v in (est.mean, est.lo, est.hi)), est.n)
-        where = "; ".join(f"{t} T={n}" for t, n in wide[["task", "seq_len"]].drop_duplicates().itertuples(index=False))
+        settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
+        where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
         parts.append((f"h / c step change ({where})", _ratio(ratio), stats.greater(est, CHANGE_MARGIN)))
     return _verdict("S2", CLAIMS["S2"][0], parts, _scope(lstm))
 
