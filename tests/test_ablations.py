@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import cells
+from cells import gru_scan
 from reference import reference_forward
 
 F64 = torch.float64
@@ -159,11 +160,17 @@ def test_without_forget_and_input_gates_c_accumulates_g():
 SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]
 
 
-@pytest.mark.parametrize("case", SCAN_CASES, ids=ids)
-def test_scan_equals_the_step_loop(case):
+@pytest.mark.parametrize("case,chunked",
+                         [(c, False) for c in SCAN_CASES] + [(c, True) for c in SCAN_CASES if c[0] == "GRU"],
+                         ids=lambda v: ids(v) if isinstance(v, tuple) else ("chunked" if v else "whole"))
+def test_scan_equals_the_step_loop(case, chunked, monkeypatch):
     """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
-    compile, autocast) compute the same outputs, final states and gradients."""
+    compile, autocast) compute the same outputs, final states and gradients. Chunked: the GRU's
+    backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as p has 3H, 4H or
+    5H columns: with T = 6, a last partial chunk or whole ones) instead of once."""
     name, flags = case
+    if chunked:
+        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", 4 * B * 3 * H * 8)
     cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)
     hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))
