@@ -221,7 +221,9 @@ def s4(runs, tables):
 
 def s5(runs, tables):
     """Compute, per implementation, device, dtype and size: the GRU's forward+backward time over
-    the LSTM's, paired by seed (mode=throughput runs). Training, per task: the LSTM's steps to
+    the LSTM's, paired by seed (mode=throughput runs), each time taken relative to torch's LSTM
+    timed in the same rounds of the same process (so that the machine's drift between runs
+    cancels). Training, per task: the LSTM's steps to
     solve over the GRU's, paired by seed, lengths pooled (an unsolved run counts its whole step
     budget, which favours the cell that did not solve). Each part is tested on the log ratio:
     supported when the interval shows the GRU faster and by at least 5% (stats.greater, margin
@@ -233,7 +235,8 @@ def s5(runs, tables):
         runs[["run_id", "family", "variant", "sized", "seed", "cell"]], on="run_id")
     tp = tp[(tp.variant == "") & ~tp.sized]
     keys = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "seed"]
-    wide = tp.pivot_table(index=keys, columns="family", values="seconds").reset_index()
+    tp = tp.assign(time=(tp.seconds / tp.ref_seconds.astype(float)).fillna(tp.seconds))  # per yardstick
+    wide = tp.pivot_table(index=keys, columns="family", values="time").reset_index()
     if {"gru", "lstm"} <= set(wide.columns):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):

@@ -14,18 +14,21 @@ KEYS = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_si
 def gru_vs_lstm(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per setting measured for both the standard GRU and LSTM: time, parameter and
     multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster). `tables` as
-    load_tables returns them."""
+    load_tables returns them. Each run's time counts relative to the yardstick timed in its
+    own rounds (ref_seconds) where it has one, so that drift between runs cancels."""
     tp = tables["throughput"].merge(tables["runs"][["run_id", "cell", "n_params"]], on="run_id")
-    tp = tp[tp.cell.isin(["gru", "lstm"])]
+    tp = tp[tp.cell.isin(["gru", "lstm"])].assign(relative=lambda d: d.seconds / d.ref_seconds.astype(float))
     if tp.cell.nunique() < 2:
         return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])
-    wide = tp.pivot_table(index=KEYS, columns="cell", values=["seconds", "n_params", "macs_per_token"],
-                          aggfunc="median").dropna()
+    med = tp.groupby(KEYS + ["cell"]).agg(seconds=("seconds", "median"), relative=("relative", "median"),
+                                          n_params=("n_params", "first"), macs=("macs_per_token", "first"))
+    wide = med.unstack("cell").dropna(subset=[("seconds", "gru"), ("seconds", "lstm")])
+    absolute = wide["seconds"]["gru"] / wide["seconds"]["lstm"]
     out = pd.DataFrame({
         "gru_ms": wide["seconds"]["gru"] * 1e3, "lstm_ms": wide["seconds"]["lstm"] * 1e3,
-        "time_ratio": wide["seconds"]["gru"] / wide["seconds"]["lstm"],
+        "time_ratio": (wide["relative"]["gru"] / wide["relative"]["lstm"]).fillna(absolute),
         "params_ratio": wide["n_params"]["gru"] / wide["n_params"]["lstm"],
-        "macs_ratio": wide["macs_per_token"]["gru"] / wide["macs_per_token"]["lstm"],
+        "macs_ratio": wide["macs"]["gru"] / wide["macs"]["lstm"],
     })
     return out.reset_index()
 

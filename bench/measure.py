@@ -43,19 +43,24 @@ def gc_off():
             gc.enable()
 
 
-def time_call(fn: Callable[[], object], device: str, repeats: int = 10, warmup: int = 3) -> Timing:
-    """Median wall time of fn() over `repeats` calls after `warmup` untimed ones."""
+def time_calls(fns: dict[str, Callable[[], object]], device: str, repeats: int = 10,
+               warmup: int = 3) -> dict[str, Timing]:
+    """Median wall time of each fn() over `repeats` rounds after `warmup` untimed ones. Each
+    round calls every fn once, in turn, so that the machine's drift (clock, neighbours) hits
+    them all alike and their ratios hold even when the absolute times move."""
     for _ in range(warmup):
-        fn()
+        for fn in fns.values():
+            fn()
     synchronize(device)
-    seconds = []
+    seconds = {name: [] for name in fns}
     with gc_off():
         for _ in range(repeats):
-            t0 = time.perf_counter()
-            fn()
-            synchronize(device)
-            seconds.append(time.perf_counter() - t0)
-    return Timing.of(seconds)
+            for name, fn in fns.items():
+                t0 = time.perf_counter()
+                fn()
+                synchronize(device)
+                seconds[name].append(time.perf_counter() - t0)
+    return {name: Timing.of(s) for name, s in seconds.items()}
 
 
 def saved_bytes(fn: Callable[[], object]) -> int:
@@ -78,33 +83,43 @@ def saved_bytes(fn: Callable[[], object]) -> int:
 
 
 def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input_size: int,
-               repeats: int = 10, warmup: int = 3) -> list[dict]:
+               repeats: int = 10, warmup: int = 3, reference: torch.nn.Module | None = None) -> list[dict]:
     """Tokens (steps x examples) per second of `module` on random input (T, B, I): the forward
-    pass alone (no autograd) and forward + backward (grads of a sum of the outputs)."""
+    pass alone (no autograd) and forward + backward (grads of a sum of the outputs). A
+    `reference` module is timed in the same rounds (ref_seconds): a yardstick that the
+    machine's drift moves as much as the module, so that times of different runs compare as
+    ratios to it."""
     device = backend.device
     x = torch.randn(seq_len, batch, input_size, device=device, dtype=backend.torch_dtype)
-    params = list(module.parameters())
 
-    def forward():
-        with torch.no_grad(), backend.autocast():
-            module(x)
+    def passes(m):
+        params = list(m.parameters())
 
-    def forward_backward():
-        for p in params:
-            p.grad = None
-        with backend.autocast():
-            out, _ = module(x)
-        out.float().sum().backward()
+        def forward():
+            with torch.no_grad(), backend.autocast():
+                m(x)
 
+        def forward_backward():
+            for p in params:
+                p.grad = None
+            with backend.autocast():
+                out, _ = m(x)
+            out.float().sum().backward()
+        return {"forward": forward, "forward_backward": forward_backward}
+
+    mine, ref = passes(module), passes(reference) if reference is not None else None
     rows = []
-    for name, fn in (("forward", forward), ("forward_backward", forward_backward)):
-        if device == "cuda":
+    for name in ("forward", "forward_backward"):
+        timing = time_calls({"module": mine[name], **({"ref": ref[name]} if ref else {})}, device, repeats, warmup)
+        if device == "cuda":  # the module's own peak, apart from the reference's
             torch.cuda.reset_peak_memory_stats()
-        timing = time_call(fn, device, repeats, warmup)
+            mine[name]()
+        t = timing["module"]
         rows.append({
             "pass": name, "seq_len": seq_len, "batch_size": batch, "input_size": input_size,
-            "tokens_per_s": seq_len * batch / timing.median, "seconds": timing.median,
-            "seconds_q1": timing.q1, "seconds_q3": timing.q3, "repeats": timing.repeats,
+            "tokens_per_s": seq_len * batch / t.median, "seconds": t.median,
+            "seconds_q1": t.q1, "seconds_q3": t.q3, "repeats": t.repeats,
+            "ref_seconds": timing["ref"].median if ref else None,
             "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
             "saved_bytes": saved_bytes(lambda: module(x)) if name == "forward_backward" else None,
         })

@@ -29,7 +29,7 @@ COLUMNS = {
     "metrics": ["run_id", "step", "split", "metric", "value", "layer", "param", "gate", *BACKEND],
     "profiles": ["run_id", "step", "t", "quantity", "layer", "value", *BACKEND],
     "throughput": ["run_id", "pass", "seq_len", "batch_size", "input_size", "hidden_size", "tokens_per_s",
-                   "seconds", "seconds_q1", "seconds_q3", "repeats", "macs_per_token", "saved_bytes",
+                   "seconds", "seconds_q1", "seconds_q3", "repeats", "ref_seconds", "macs_per_token", "saved_bytes",
                    "peak_bytes", *BACKEND],
 }
 DONE = ("ok", "diverged")  # statuses a rerun skips; 'failed' runs are retried

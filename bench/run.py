@@ -144,8 +144,10 @@ def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
     torch.manual_seed(cfg.seed)
     t = cfg.throughput
     cell = instantiate(p.cell_config, input_size=p.cell.input_size)
+    # the yardstick: torch's own LSTM of the same sizes, timed in the same rounds
+    reference = torch.nn.LSTM(t.input_size, cell.hidden_size).to(p.backend.device, p.backend.torch_dtype)
     rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
-                              t.repeats, t.warmup)
+                              t.repeats, t.warmup, reference)
     macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token
     return Outcome(throughput=[{**r, "hidden_size": cell.hidden_size, "macs_per_token": macs} for r in rows])
 

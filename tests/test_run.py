@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 
-from bench import results, run
+from bench import measure, results, run
 from bench.results import load_tables
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -235,9 +235,17 @@ def test_throughput_mode_records_both_passes_with_the_backend(cli):
     assert tp.macs_per_token.iloc[0] == 4 * 8 * (5 + 8)  # the LSTM's multiply-adds per token
     assert tables["runs"].n_params.iloc[0] == 4 * (8 * (5 + 8) + 2 * 8)  # at throughput.input_size
     assert tp.saved_bytes.iloc[1] > 0 and {"device", "impl", "dtype", "threads"} <= set(tp.columns)
+    assert (tp.ref_seconds > 0).all()  # the yardstick, timed in the same rounds
     runs = tables["runs"]
     assert runs["mode"].tolist() == ["throughput"] and runs.task.isna().all() and tables["metrics"].empty
     assert runs.metric.isna().all() and runs.chance.isna().all()
+
+
+def test_timed_calls_take_turns_round_by_round():
+    calls = []
+    timings = measure.time_calls({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, "cpu",
+                                 repeats=3, warmup=1)
+    assert calls == ["a", "b"] * 4 and timings["a"].repeats == 3 and timings["b"].repeats == 3
 
 
 def test_the_throughput_experiment_expands_to_its_sweep():
