@@ -28,7 +28,7 @@ class Verdict:
     claim: str
     verdict: str  # starts with supported | not supported | inconclusive
     evidence: str
-    parts: pd.DataFrame  # part, estimate, verdict: one row per tested part
+    parts: pd.DataFrame  # part, estimate (an Estimate, a ratio "xM [lo, hi]" or None: exact), verdict
 
 
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -74,7 +74,7 @@ def _where(g: pd.DataFrame) -> str:
     return f"{g.task.iloc[0]} T={lengths}, {g.seed.nunique()} seeds"
 
 
-def _verdict(id_, claim, parts: list[tuple[str, Estimate | None, str]], scope: str, extra: str = "") -> Verdict:
+def _verdict(id_, claim, parts: list[tuple[str, Estimate | str | None, str]], scope: str, extra: str = "") -> Verdict:
     table = pd.DataFrame(parts, columns=["part", "estimate", "verdict"])
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", f"no runs for this claim ({scope})", table)
@@ -83,7 +83,8 @@ def _verdict(id_, claim, parts: list[tuple[str, Estimate | None, str]], scope: s
         counts = table.verdict.value_counts()
         verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
     lines = [f"{part}: {est} {v}" if est is not None else f"{part}: {v}" for part, est, v in parts]
-    return Verdict(id_, claim, verdict, "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}", table)
+    evidence = "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}"
+    return Verdict(id_, claim, verdict, evidence, table)
 
 
 def s1(runs, tables):
@@ -121,7 +122,7 @@ def _longest(runs):
 
 
 def _gradient_ratio(profiles, runs, task, seq_len) -> str:
-    """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), mean over seeds, per standard cell, at
+    """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), median over seeds, per standard cell, at
     initialisation and after training."""
     at = runs[(runs.task == task) & (runs.seq_len == seq_len) & (runs.variant == "") & ~runs.sized]
     p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "family"]], on="run_id")
