@@ -77,7 +77,7 @@ def _where(g: pd.DataFrame) -> str:
 def _verdict(id_, claim, parts: list[tuple[str, Estimate | str | None, str]], scope: str, extra: str = "") -> Verdict:
     table = pd.DataFrame(parts, columns=["part", "estimate", "verdict"])
     if table.empty:
-        return Verdict(id_, claim, "inconclusive: no data", f"no runs for this claim ({scope})", table)
+        return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
     if verdict == stats.INCONCLUSIVE and len(table) > 1:
         counts = table.verdict.value_counts()
@@ -100,7 +100,7 @@ def s1(runs, tables):
         if lstm.empty or rnn.empty:
             continue
         longest = {name: _longest(r) for name, r in (("lstm", lstm), ("rnn", rnn))}
-        label = f"{task}: longest solved lstm T={longest['lstm']}, rnn T={longest['rnn']}"
+        label = f"{task}: longest solved lstm T={longest['lstm'] or 'none'}, rnn T={longest['rnn'] or 'none'}"
         if longest["lstm"] is None:
             parts.append((label, None, stats.INCONCLUSIVE))
         elif (longest["rnn"] or 0) >= longest["lstm"]:
@@ -229,7 +229,8 @@ def s5(runs, tables):
     budget, which favours the cell that did not solve). Each part is tested on the log ratio:
     supported when the interval shows the GRU faster and by at least 5% (stats.greater, margin
     log 1.05), not supported when the interval lies below that, inconclusive otherwise. Seconds
-    to solve are shown, not tested: parallel runs share the machine."""
+    to solve are shown, not tested: parallel runs share the machine. Pairs where neither run
+    solved say nothing about speed and are left out."""
     parts = []
     tp = tables["throughput"]
     tp = tp[tp["pass"] == "forward_backward"].merge(
@@ -248,12 +249,14 @@ def s5(runs, tables):
     train = runs[runs.training & runs.solved_threshold.notna()].assign(
         to_solve=lambda r: r.steps_to_solve.astype(float).fillna(r["config.train.steps"].astype(float)))
     p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
+    p = p[p.solved_a.astype(bool) | p.solved_b.astype(bool)]  # neither solved: nothing to compare
     for task, g in p.groupby("task"):
         est = stats.bootstrap(np.log(g.to_solve_b / g.to_solve_a), g.seq_len)
         ratio = Estimate(*(math.exp(-v) for v in (est.mean, est.hi, est.lo)), est.n)
-        seconds = g.seconds_to_solve_a.astype(float).median(), g.seconds_to_solve_b.astype(float).median()
-        parts.append((f"{_where(g)}: gru / lstm steps to solve (median seconds to solve gru {seconds[0]:.1f}, "
-                      f"lstm {seconds[1]:.1f})", _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
+        seconds = [f"{v:.1f}" for v in (g.seconds_to_solve_a.astype(float).median(),
+                                         g.seconds_to_solve_b.astype(float).median())]
+        parts.append((f"{_where(g)}: gru / lstm steps to solve (median seconds to solve gru {seconds[0]}, "
+                      f"lstm {seconds[1]})", _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
     return _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
 
 

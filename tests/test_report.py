@@ -178,6 +178,14 @@ def test_s5_compute_cost(gru_seconds, gru_ref, expected):
     assert verdict("S5", t) == expected
 
 
+@pytest.mark.parametrize("gru,lstm,expected", [
+    ([1.0] * 3, [0.5] * 3, SUPPORTED),  # the GRU solves in 100 steps, the LSTM never (1000)
+    ([0.5] * 3, [0.5] * 3, "inconclusive: no data"),  # neither solves: no speed to compare
+])
+def test_s5_steps_to_solve(gru, lstm, expected):
+    assert verdict("S5", tables(runs_of("gru", gru), runs_of("lstm", lstm))) == expected
+
+
 def test_s6_tie_costs_nothing_and_s7_gates_matter():
     t = tables(runs_of("gru", [0.9, 0.95, 0.92]), runs_of("gru_untied", [0.9, 0.94, 0.93], family="gru", tied_gates=False),
                runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
