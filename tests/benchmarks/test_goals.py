@@ -4,14 +4,13 @@ T=100, B=64, I=32, H=256, our cells exactly as `from cells import LSTM, GRU` giv
 - the GRU and every GRU ablation at least 1.3x faster than torch's nn.GRU.
 Rounds are interleaved (each module once per round) so that drift hits all alike; medians.
 Run by `make bench`; skipped under --benchmark-disable (`make test`): speed is not a unit test."""
-import statistics
-import time
+import functools
 
 import pytest
 import torch
 
 import cells
-from bench.measure import gc_off
+from bench import measure
 
 T, B, I, H = 100, 64, 32, 256
 ROUNDS = 15
@@ -30,17 +29,9 @@ def median_times(modules: dict) -> dict:
         out, _ = m(x)
         out.sum().backward()
 
-    for m in modules.values():  # warm-up
-        step(m)
-        step(m)
-    times = {name: [] for name in modules}
-    with gc_off():
-        for _ in range(ROUNDS):
-            for name, m in modules.items():
-                t0 = time.perf_counter()
-                step(m)
-                times[name].append(time.perf_counter() - t0)
-    return {name: statistics.median(ts) for name, ts in times.items()}
+    timings = measure.time_calls({name: functools.partial(step, m) for name, m in modules.items()}, "cpu",
+                                 repeats=ROUNDS, warmup=2)
+    return {name: t.median for name, t in timings.items()}
 
 
 @pytest.mark.parametrize("family,reference,variants,goal", [
