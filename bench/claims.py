@@ -327,7 +327,8 @@ CLAIMS = {
 }
 
 
-def judge(tables: dict[str, pd.DataFrame]) -> list[Verdict]:
-    """Every claim of the ledger, in order. Claims on accuracy read the training runs only."""
-    runs = annotate(tables["runs"])
+def judge(tables: dict[str, pd.DataFrame], runs: pd.DataFrame | None = None) -> list[Verdict]:
+    """Every claim of the ledger, in order; `runs`: tables["runs"] annotated, if the caller has
+    it. Claims on accuracy read the training runs only."""
+    runs = annotate(tables["runs"]) if runs is None else runs
     return [fn(runs if id_ in ("S3", "S5") else runs[runs.training], tables) for id_, (_, fn) in CLAIMS.items()]

@@ -46,11 +46,11 @@ def ledger(verdicts) -> str:
 def parameters(runs) -> pd.DataFrame:
     """Parameters per cell (and ablation) and size, with the ratio to the standard LSTM of the
     same sizes (closed form, cells.count_params)."""
-    keys = ["cell", "variant", "input_size", "hidden_size", "num_layers", "n_params"]
+    keys = ["cell", "variant", "input_size", "hidden_size", "num_layers", "bias", "n_params"]
     table = runs[[k for k in keys if k in runs]].drop_duplicates().sort_values(["hidden_size", "n_params"])
-    if "input_size" in table:
-        lstm = [cells.count_params("lstm", int(i), int(h), int(n)) for i, h, n in
-                zip(table.input_size, table.hidden_size, table.num_layers)]
+    if {"input_size", "bias"} <= set(table):
+        lstm = [cells.count_params("lstm", int(i), int(h), int(n), bias=bool(b)) for i, h, n, b in
+                zip(table.input_size, table.hidden_size, table.num_layers, table.bias)]
         table["/ lstm of these sizes"] = table.n_params / lstm
     return table
 
@@ -103,7 +103,7 @@ def rules() -> str:
 def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
     tables = load_tables(results_dir)
     runs = claims.annotate(tables["runs"])
-    verdicts = claims.judge(tables)
+    verdicts = claims.judge(tables, runs)
     drawn = figures.draw(runs, tables)
     for name, fig in drawn.items():
         figures.save(fig, results_dir / name)
