@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 import cells
-from . import stats
+from . import costs, stats
 from .stats import Estimate
 
 MARGIN = 0.05  # skill (0 = chance, 1 = perfect): smaller differences count as comparable
@@ -56,9 +56,11 @@ def variant(row: dict, family: str) -> str:
     return ",".join(f"{f}={v}" for f, v in changed.items())
 
 
-def standard(runs, family):
-    """The standard cell of `family`: no flag changed, not resized by param_match."""
-    return (runs.family == family) & (runs.variant == "") & ~runs.sized
+def standard(runs, family: str | None = None):
+    """The standard cell of `family` (of every family when None): no flag changed, not resized
+    by param_match."""
+    std = (runs.variant == "") & ~runs.sized
+    return std if family is None else std & (runs.family == family)
 
 
 def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataFrame]]:
@@ -124,7 +126,7 @@ def _longest(runs):
 def _gradient_ratio(profiles, runs, task, seq_len) -> str:
     """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), median over seeds, per standard cell, at
     initialisation and after training."""
-    at = runs[(runs.task == task) & (runs.seq_len == seq_len) & (runs.variant == "") & ~runs.sized]
+    at = runs[(runs.task == task) & (runs.seq_len == seq_len) & standard(runs)]
     p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "family"]], on="run_id")
     if p.empty:
         return ""
@@ -154,15 +156,17 @@ def s2(runs, tables):
     parts = []
     if len(wide):
         est = stats.bootstrap(np.log(wide.step_change_h / wide.step_change_c), wide.task + wide.seq_len.astype(str))
-        ratio = Estimate(*(math.exp(v) for v in (est.mean, est.lo, est.hi)), est.n)
         settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
-        parts.append((f"h / c step change ({where})", _ratio(ratio), stats.greater(est, CHANGE_MARGIN)))
+        parts.append((f"h / c step change ({where})", _ratio(est), stats.greater(est, CHANGE_MARGIN)))
     return _verdict("S2", CLAIMS["S2"][0], parts, _scope(lstm))
 
 
-def _ratio(est: Estimate) -> str:
-    return f"x{est.mean:.2f} [{est.lo:.2f}, {est.hi:.2f}] (n={est.n})"
+def _ratio(log_est: Estimate, invert: bool = False) -> str:
+    """An estimate of a mean log ratio, shown as the ratio "xM [lo, hi]" (invert: of its inverse)."""
+    sign = -1 if invert else 1
+    lo, hi = sorted(math.exp(sign * v) for v in (log_est.lo, log_est.hi))
+    return f"x{math.exp(sign * log_est.mean):.2f} [{lo:.2f}, {hi:.2f}] (n={log_est.n})"
 
 
 def s3(runs, tables):
@@ -235,28 +239,26 @@ def s5(runs, tables):
     tp = tables["throughput"]
     tp = tp[tp["pass"] == "forward_backward"].merge(
         runs[["run_id", "family", "variant", "sized", "seed", "cell"]], on="run_id")
-    tp = tp[(tp.variant == "") & ~tp.sized]
+    tp = tp[standard(tp)]
     keys = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "seed"]
-    tp = tp.assign(time=(tp.seconds / tp.ref_seconds.astype(float)).fillna(tp.seconds))  # per yardstick
+    tp = tp.assign(time=costs.per_ref(tp).fillna(tp.seconds))
     wide = tp.pivot_table(index=keys, columns="family", values="time").reset_index()
     if {"gru", "lstm"} <= set(wide.columns):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):
             est = stats.bootstrap(np.log(g.lstm / g.gru))
-            ratio = Estimate(*(math.exp(-v) for v in (est.mean, est.hi, est.lo)), est.n)
             label = f"{key[0]} {key[1]} {key[2]}, T={key[4]} B={key[5]} I={key[6]} H={key[7]}: gru / lstm time"
-            parts.append((label, _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
+            parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
     train = runs[runs.training & runs.solved_threshold.notna()].assign(
         to_solve=lambda r: r.steps_to_solve.astype(float).fillna(r["config.train.steps"].astype(float)))
     p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
     p = p[p.solved_a.astype(bool) | p.solved_b.astype(bool)]  # neither solved: nothing to compare
     for task, g in p.groupby("task"):
         est = stats.bootstrap(np.log(g.to_solve_b / g.to_solve_a), g.seq_len)
-        ratio = Estimate(*(math.exp(-v) for v in (est.mean, est.hi, est.lo)), est.n)
         seconds = [f"{v:.1f}" for v in (g.seconds_to_solve_a.astype(float).median(),
                                          g.seconds_to_solve_b.astype(float).median())]
         parts.append((f"{_where(g)}: gru / lstm steps to solve (median seconds to solve gru {seconds[0]}, "
-                      f"lstm {seconds[1]})", _ratio(ratio), stats.greater(est, SPEED_MARGIN)))
+                      f"lstm {seconds[1]})", _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
     return _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
 
 

@@ -11,13 +11,18 @@ from .results import load_tables
 KEYS = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
 
 
+def per_ref(throughput: pd.DataFrame) -> pd.Series:
+    """Each row's time over its yardstick's, timed in the same rounds (NaN where it has none)."""
+    return throughput.seconds / throughput.ref_seconds.astype(float)
+
+
 def gru_vs_lstm(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     """One row per setting measured for both the standard GRU and LSTM: time, parameter and
     multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster). `tables` as
     load_tables returns them. Each run's time counts relative to the yardstick timed in its
     own rounds (ref_seconds) where it has one, so that drift between runs cancels."""
     tp = tables["throughput"].merge(tables["runs"][["run_id", "cell", "n_params"]], on="run_id")
-    tp = tp[tp.cell.isin(["gru", "lstm"])].assign(relative=lambda d: d.seconds / d.ref_seconds.astype(float))
+    tp = tp[tp.cell.isin(["gru", "lstm"])].assign(relative=per_ref)
     if tp.cell.nunique() < 2:
         return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])
     med = tp.groupby(KEYS + ["cell"]).agg(seconds=("seconds", "median"), relative=("relative", "median"),

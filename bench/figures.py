@@ -13,7 +13,7 @@ sns.set_theme(style="whitegrid", context="paper")
 
 
 def _standard_training(runs):
-    return runs[runs.training & (runs.variant == "") & ~runs.sized]
+    return runs[runs.training & claims.standard(runs)]
 
 
 def accuracy_vs_length(runs, tables):

@@ -81,7 +81,7 @@ def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
     runs = tables["runs"]
     tp = tables["throughput"].merge(runs[["run_id", "cell"]], on="run_id")
     keys = ["cell", "impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
-    tp = tp.assign(per_ref=tp.seconds / tp.ref_seconds.astype(float))
+    tp = tp.assign(per_ref=costs.per_ref)
     per_cell = tp.groupby(keys).agg(tokens_per_s=("tokens_per_s", "median"), ms=("seconds", "median"),
                                     per_ref=("per_ref", "median"), seeds=("run_id", "nunique")).reset_index()
     per_cell["ms"] *= 1e3
