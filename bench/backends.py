@@ -77,8 +77,12 @@ class Backend:
         return torch.autocast(self.device, dtype=cast) if cast is not None else contextlib.nullcontext()
 
     def apply(self) -> None:
-        """Process-wide settings a run needs: the CPU thread count."""
+        """Process-wide settings a run needs: the CPU thread count, and float32 as IEEE float32
+        in every implementation: cuDNN's RNNs would otherwise round their matmuls' inputs to
+        TF32 (10-bit mantissa) on NVIDIA GPUs since Ampere, while our cells' cuBLAS matmuls do not."""
         torch.set_num_threads(self.threads)
+        torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_tf32 = False
 
     def build(self, cell: cells.Recurrent) -> nn.Module:
         """The module that runs `cell` on this backend, moved to its device and dtype. Only

@@ -111,16 +111,20 @@ def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input
     rows = []
     for name in ("forward", "forward_backward"):
         timing = time_calls({"module": mine[name], **({"ref": ref[name]} if ref else {})}, device, repeats, warmup)
-        if device == "cuda":  # the module's own peak, apart from the reference's
+        peak = None
+        if device == "cuda":  # the pass's own peak: what it allocates above the memory live before it
+            torch.cuda.synchronize()
+            before = torch.cuda.memory_allocated()
             torch.cuda.reset_peak_memory_stats()
             mine[name]()
+            peak = torch.cuda.max_memory_allocated() - before
         t = timing["module"]
         rows.append({
             "pass": name, "seq_len": seq_len, "batch_size": batch, "input_size": input_size,
             "tokens_per_s": seq_len * batch / t.median, "seconds": t.median,
             "seconds_q1": t.q1, "seconds_q3": t.q3, "repeats": t.repeats,
             "ref_seconds": timing["ref"].median if ref else None,
-            "peak_bytes": torch.cuda.max_memory_allocated() if device == "cuda" else None,
+            "peak_bytes": peak,
             "saved_bytes": saved_bytes(lambda: module(x)) if name == "forward_backward" else None,
         })
     return rows

@@ -25,7 +25,9 @@ import torch
 
 tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
-CHUNK_BYTES = 1 << 20  # the backward's buffer of ∂L/∂p over a few steps: about a core's L2 cache
+# The backward's buffer of ∂L/∂p, per device type: on a CPU a few steps, about a core's L2 cache;
+# elsewhere (not named) all T steps: on an H200 one buffer took 0.77-0.94x the time of 1 MB ones.
+CHUNK_BYTES = {"cpu": 1 << 20}
 
 
 @dataclass(frozen=True)
@@ -89,7 +91,8 @@ class GRUScan(torch.autograd.Function):
         spec = ctx.spec
         T, B, H = dout.shape
         I, nG, W = x.shape[-1], w_hh.shape[0] - H, p.shape[-1]
-        K = max(1, min(T, CHUNK_BYTES // (B * W * dout.element_size())))  # steps per buffer
+        chunk = CHUNK_BYTES.get(dout.device.type)
+        K = T if chunk is None else max(1, min(T, chunk // (B * W * dout.element_size())))  # steps per buffer
         dp = dout.new_empty(K, B, W)  # ∂L/∂p_t of K steps, step t in row t % K
         dw_hh, dw_proj = torch.zeros_like(w_hh), torch.zeros_like(w_proj)
         db_proj = dout.new_zeros(W) if ctx.has_bias else None

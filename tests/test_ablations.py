@@ -170,7 +170,7 @@ def test_scan_equals_the_step_loop(case, chunked, monkeypatch):
     5H columns: with T = 6, a last partial chunk or whole ones) instead of once."""
     name, flags = case
     if chunked:
-        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", 4 * B * 3 * H * 8)
+        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})
     cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)
     hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))

@@ -1,11 +1,26 @@
-"""The same equivalence on a CUDA or MPS device (skipped without one)."""
+"""The accelerator path (CUDA or MPS; skipped without one): the CPU's checks, on the device.
+
+Every cell and ablation computes there what it computes on the CPU (which test_ablations ties to
+MISSION.md's equations), outputs and every gradient, through the whole-layer Functions and the
+step loop; gradcheck of those Functions on the device; ours against torch's modules (cuDNN);
+every implementation and dtype trains through the runner and is recorded with the device."""
 import pytest
 import torch
 
 import cells
+from bench.results import load_tables
+from cells import gru_scan
 from hardware import accelerator
+from test_ablations import FLAG_CASES, ids, outputs_and_grads
+from test_gradcheck import gradcheck_cell
+from test_run import execute
 
 pytestmark = pytest.mark.gpu
+
+
+def precision(device: str) -> tuple[torch.dtype, float]:
+    """The dtype the checks run in and their relative tolerance: float64 where the device has it."""
+    return (torch.float32, 1e-4) if device == "mps" else (torch.float64, 1e-10)
 
 
 @pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
@@ -18,19 +33,81 @@ def test_matches_torch_on_the_accelerator(name, dtype):
     ours = getattr(cells, name)(3, 16, 2, device=device, dtype=dtype)
     ours.load_state_dict(ref.state_dict())
     x = torch.randn(20, 4, 3, device=device, dtype=dtype)
-    (a, _), (b, _) = ours(x), ref(x)
-    a.sum().backward()
-    b.sum().backward()
+    with torch.backends.cudnn.flags(enabled=True, allow_tf32=False):  # cuDNN's default rounds to TF32
+        (a, _), (b, _) = ours(x), ref(x)
+        a.sum().backward()
+        b.sum().backward()
     tol = 1e-9 if dtype == torch.float64 else 1e-4
     assert (a - b).abs().max().item() <= tol
     for p, q in zip(ours.parameters(), ref.parameters()):
         assert (p.grad - q.grad).abs().max().item() <= tol * 10
 
 
-@pytest.mark.parametrize("flags", [{"reset_after": False}, {"minimal": True}, {"tied_gates": False}], ids=str)
-def test_ablations_run_on_the_accelerator(flags):
+def _on(device, case, dtype, chunked, monkeypatch):
+    """Outputs, final states and every gradient of the 2-layer cell `case` on `device`, and the
+    same through the step loop, from one seed (so every device gets the same numbers)."""
+    name, flags = case
+    if chunked:  # the GRU backward's buffer holds 2 or 3 of the 6 steps: partial gradient sums
+        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", dict.fromkeys((device, "cpu"), 2 * 2 * 5 * 4 * dtype.itemsize))
+    torch.manual_seed(0)
+    cell = getattr(cells, name)(3, 4, 2, dtype=dtype, **flags)
+    x, hx = torch.randn(6, 2, 3, dtype=dtype), tuple(torch.randn(2, 2, 4, dtype=dtype) for _ in range(cell.n_states))
+    cell, x, hx = cell.to(device), x.to(device), tuple(h.to(device) for h in hx)
+
+    def fn(x, hx):
+        out, state = cell(x, hx if len(hx) == 2 else hx[0])
+        return out, (state if isinstance(state, tuple) else (state,))
+
+    scan = outputs_and_grads(fn, cell, x, hx)
+    with cell.trace():
+        steps = outputs_and_grads(fn, cell, x, hx)
+    return scan, steps
+
+
+@pytest.mark.parametrize("case,chunked",
+                         [(c, False) for c in FLAG_CASES] + [(c, True) for c in FLAG_CASES if c[0] == "GRU"],
+                         ids=lambda v: ids(v) if isinstance(v, tuple) else ("chunked" if v else "whole"))
+def test_every_flag_computes_on_the_accelerator_what_it_computes_on_the_cpu(case, chunked, monkeypatch):
     device = accelerator()
-    cell = cells.GRU(3, 16, 2, device=device, **flags)
-    out, h = cell(torch.randn(20, 4, 3, device=device))
-    out.sum().backward()
-    assert out.device.type == device and torch.isfinite(out).all()
+    dtype, tol = precision(device)
+    cpu_scan, cpu_steps = _on("cpu", case, dtype, chunked, monkeypatch)
+    dev_scan, dev_steps = _on(device, case, dtype, chunked, monkeypatch)
+    assert all(a.device.type == device for a in dev_scan + dev_steps)
+    for got, want in ((dev_scan, cpu_scan), (dev_steps, cpu_steps), (dev_scan, dev_steps)):
+        for a, b in zip(got, want, strict=True):
+            assert (a.cpu() - b.cpu()).abs().max().item() <= tol * (1 + b.abs().max().item())
+
+
+@pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
+def test_gradcheck_on_the_accelerator(case):
+    if accelerator() == "mps":
+        pytest.skip("MPS has no float64")
+    assert gradcheck_cell(case, accelerator())
+
+
+@pytest.mark.parametrize("backend", [
+    ["backend.impl=loop"], ["backend.impl=fused"], ["backend.impl=script"],
+    ["backend.dtype=bfloat16"], ["backend.dtype=bfloat16", "backend.impl=fused"],
+    pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
+@pytest.mark.parametrize("cell", ["lstm", "gru"])
+def test_every_implementation_and_dtype_trains_on_the_accelerator(tmp_path, cell, backend):
+    device = accelerator()
+    assert execute(tmp_path, f"cell={cell}", "task.seq_len=5", f"backend={device}", *backend) == "ok"
+    r = load_tables(tmp_path)["runs"].iloc[0]
+    want = dict(o.split("=") for o in backend)
+    assert (r.device, r.impl, r["dtype"]) == (device, want.get("backend.impl", "loop"),
+                                              want.get("backend.dtype", "float32"))
+    if device == "cuda":
+        assert r.device_name == torch.cuda.get_device_name() and r.cudnn == torch.backends.cudnn.version()
+
+
+@pytest.mark.parametrize("impl", ["loop", "fused"])
+def test_throughput_on_the_accelerator_records_time_and_memory(tmp_path, impl):
+    device = accelerator()
+    assert execute(tmp_path, "mode=throughput", "cell=gru", f"backend={device}", f"backend.impl={impl}",
+                   "throughput.repeats=3", "throughput.warmup=1") == "ok"
+    t = load_tables(tmp_path)["throughput"]
+    assert set(t["pass"]) == {"forward", "forward_backward"} and (t.tokens_per_s > 0).all()
+    assert (t.device == device).all() and (t.ref_seconds > 0).all()
+    if device == "cuda":
+        assert (t.peak_bytes > 0).all()

@@ -10,13 +10,12 @@ from test_ablations import FLAG_CASES, ids
 F64 = torch.float64
 
 
-@pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
-def test_gradcheck(case):
+def gradcheck_cell(case, device: str = "cpu") -> bool:
     name, flags = case
-    cell = getattr(cells, name)(2, 3, 2, dtype=F64, **flags)
+    cell = getattr(cells, name)(2, 3, 2, dtype=F64, device=device, **flags)
     names = [n for n, _ in cell.named_parameters()]
-    x = torch.randn(4, 2, 2, dtype=F64, requires_grad=True)
-    hx = [torch.randn(2, 2, 3, dtype=F64, requires_grad=True) for _ in range(cell.n_states)]
+    x = torch.randn(4, 2, 2, dtype=F64, device=device, requires_grad=True)
+    hx = [torch.randn(2, 2, 3, dtype=F64, device=device, requires_grad=True) for _ in range(cell.n_states)]
     # a little noise keeps ReLU pre-activations off their kink at 0 (IRNN's zero biases put them there)
     params = [(p.detach() + 0.05 * torch.randn_like(p)).requires_grad_() for p in cell.parameters()]
 
@@ -26,4 +25,9 @@ def test_gradcheck(case):
                                      (x, tuple(states) if cell.n_states > 1 else states[0]))
         return (out, *(state if isinstance(state, tuple) else (state,)))
 
-    assert torch.autograd.gradcheck(fn, (x, *hx, *params), eps=1e-6, atol=1e-7)
+    return torch.autograd.gradcheck(fn, (x, *hx, *params), eps=1e-6, atol=1e-7)
+
+
+@pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
+def test_gradcheck(case):
+    assert gradcheck_cell(case)

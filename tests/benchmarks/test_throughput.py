@@ -1,43 +1,51 @@
 """pytest-benchmark: forward and forward + backward of each cell in each implementation, at a
-few sizes, grouped per size and pass. `make bench` runs and saves them; `make test` runs each
-once (--benchmark-disable) as a smoke test."""
+few sizes, grouped per device, size and pass; on the CPU, and on the CUDA or MPS device where
+there is one. `make bench` runs and saves them; `make test` runs each once
+(--benchmark-disable) as a smoke test."""
 import pytest
 import torch
 
 import cells
 from bench.backends import Backend
+from bench.measure import synchronize
+from hardware import accelerator
 from .conftest import THREADS
 
-SIZES = {"T100-B64-I32-H256": (100, 64, 32, 256), "T50-B16-I32-H64": (50, 16, 32, 64)}
+SIZES = {"T100-B64-I32-H256": (100, 64, 32, 256), "T50-B16-I32-H64": (50, 16, 32, 64),
+         "T100-B256-I32-H1024": (100, 256, 32, 1024)}  # the last on an accelerator only: minutes on a CPU core
 CELLS = {  # name -> (class, flags)
     "rnn": (cells.RNN, {}), "lstm": (cells.LSTM, {}), "gru": (cells.GRU, {}),
     "lstm_cifg": (cells.LSTM, {"coupled_gates": True}), "gru_reset_before": (cells.GRU, {"reset_after": False}),
     "mgu": (cells.GRU, {"minimal": True}),
 }
+ON = [("cpu", size) for size in list(SIZES)[:2]] + [(accelerator(), size) for size in SIZES if accelerator()]
 CASES = [(c, impl) for c in CELLS for impl in ("loop", "fused", "script") if impl != "fused" or not CELLS[c][1]]
 
 
 @pytest.mark.parametrize("pass_", ["forward", "forward_backward"])
-@pytest.mark.parametrize("size", list(SIZES))
+@pytest.mark.parametrize("device,size", ON, ids=[f"{d}-{s}" for d, s in ON])
 @pytest.mark.parametrize("cell,impl", CASES, ids=[f"{c}-{i}" for c, i in CASES])
-def test_throughput(benchmark, cell, impl, size, pass_):
+def test_throughput(benchmark, cell, impl, device, size, pass_):
     T, B, I, H = SIZES[size]
-    backend = Backend("cpu", impl, "float32", THREADS)
+    backend = Backend(device, impl, "float32", THREADS)
+    backend.apply()  # float32 is IEEE float32 in cuDNN too, as in every run
     cls, flags = CELLS[cell]
     torch.manual_seed(0)
     module = backend.build(cls(I, H, **flags))
-    x = torch.randn(T, B, I)
+    x = torch.randn(T, B, I, device=device)
 
     def forward():
         with torch.no_grad():
-            return module(x)
+            module(x)
+        synchronize(device)  # the kernels have run, not only been queued
 
     def forward_backward():
         module.zero_grad(set_to_none=True)
         out, _ = module(x)
         out.sum().backward()
+        synchronize(device)
 
-    benchmark.group = f"{size} {pass_}"
-    benchmark.extra_info.update(cell=cell, impl=impl, device="cpu", dtype="float32", threads=torch.get_num_threads(),
+    benchmark.group = f"{device} {size} {pass_}"
+    benchmark.extra_info.update(cell=cell, impl=impl, device=device, dtype="float32", threads=torch.get_num_threads(),
                                 torch_version=torch.__version__, tokens=T * B)
     benchmark.pedantic(forward if pass_ == "forward" else forward_backward, rounds=10, warmup_rounds=2)
