@@ -17,6 +17,8 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
+from .workspace import Workspace
+
 INITS = ("default", "orthogonal", "identity", "chrono")
 INIT_FLAGS = {"init", "t_max", "forget_bias"}  # flags that set starting values, not equations
 
@@ -96,6 +98,7 @@ class Recurrent(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = False, 0
         self._trace: list | None = None  # see trace()
+        self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
 
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         for k in range(num_layers):

@@ -121,5 +121,6 @@ class GRU(Recurrent):
             b_hn = self._block(b_hh, "n")
             b_proj = torch.cat([self._block(b_ih, "n") + (0 if after else b_hn), stack(b_ih, gates) + stack(b_hh, gates),
                                 *([b_hn] if after else [])])
-        out = GRUScan.apply(x, w_proj, b_proj, state[0], w_hh, Spec(gates, self._reset, mix, after))
+        out = GRUScan.apply(x, w_proj, b_proj, state[0], w_hh, Spec(gates, self._reset, mix, after),
+                            self._workspaces[k])
         return out, (out[-1],)

@@ -1,7 +1,7 @@
-"""The GRU layer as one autograd Function: the input projection of every step in one matmul, a
-forward loop without autograd bookkeeping that keeps what the backward needs, and a hand-written
-backward loop with few passes over memory per step (fused tanh/sigmoid backward kernels, results
-written in place).
+"""The GRU layer as one autograd Function: the input projection of every step in one matmul (the
+bias as a column of x's ones), a forward loop without autograd bookkeeping that keeps what the
+backward needs in the layer's reused workspace, and a hand-written backward loop with few passes
+over memory per step (fused tanh/sigmoid backward kernels, results written in place).
 
 Every GRU flag is covered. The projection p (T, B, W) holds, per step, the columns
     [ xn (H) | the gates, in their order (nG) | reset after: a slot (H) ]
@@ -15,13 +15,16 @@ hn = h W_n^T + b_hn; before, the gates' matmul lands in the gates and W_n's into
 The backward writes ∂L/∂p_t in p's layout (from column H on, it is also ∂L/∂ the hidden matmul)
 into a buffer of a few steps that stays in cache, and turns each full buffer into its share of
 every weight gradient and of ∂L/∂x with a few matmuls over those steps: a buffer of all T steps
-would be written cold, and costs more than the matmuls gain from being larger.
+would be written cold, and costs more than the matmuls gain from being larger (on a CPU; on a
+GPU one buffer of all steps is faster).
 Equality with the step-by-step cell (outputs and every gradient) is tested for each flag, and
 gradcheck.
 """
 from dataclasses import dataclass
 
 import torch
+
+from .workspace import Workspace
 
 tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
@@ -45,18 +48,23 @@ def _steps(a: torch.Tensor | None):
 
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_proj, b_proj, h0, w_hh, spec: Spec):
+    def forward(ctx, x, w_proj, b_proj, h0, w_hh, spec: Spec, space: Workspace):
         """x (T, B, I); w_proj (W, I) and b_proj (W,) or None: the projection's rows in p's column
-        order; h0 (B, H); w_hh (nG + H, H): gates then n -> h_1 .. h_T (T, B, H)."""
+        order; h0 (B, H); w_hh (nG + H, H): gates then n -> h_1 .. h_T (T, B, H). The buffers
+        only this Function reads (p, n, r ⊙ h, the backward's) come from the layer's `space`."""
         T, B, _ = x.shape
         H, nG, W = h0.shape[-1], w_hh.shape[0] - h0.shape[-1], w_proj.shape[0]
-        x2 = x.reshape(T * B, -1)
-        p = (x2 @ w_proj.t() if b_proj is None else torch.addmm(b_proj, x2, w_proj.t())).view(T, B, W)
-        hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T
+        x2, p = x.reshape(T * B, -1), space.empty("p", (T * B, W), x)
+        if b_proj is not None:  # a column of ones: the matmul adds the bias (no copy of it into all
+            x2 = torch.cat([x2, x2.new_ones(T * B, 1)], 1)  # of p first), and the backward's
+            w_proj = torch.cat([w_proj, b_proj[:, None]], 1)  # gives its gradient (no sum)
+        torch.mm(x2, w_proj.t(), out=p)
+        p = p.view(T, B, W)
+        hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
         hs[0] = h0
-        ns = x.new_empty(T, B, H)
+        ns = space.empty("n", (T, B, H), x)
         diff = x.new_empty(B, H)  # h - n, or n - h: a scratch the backward recomputes
-        rh = None if spec.reset_after else x.new_empty(T, B, H)  # r ⊙ h, W_n's input (before)
+        rh = None if spec.reset_after else space.empty("rh", (T, B, H), x)  # r ⊙ h, W_n's input (before)
         w_rows_t, w_n_t = (w_hh if spec.reset_after else w_hh[:nG]).t(), w_hh[nG:].t()
         # per-step views, made once (indexing inside the loop costs as much as a small kernel)
         H_, N_, RH_ = (_steps(a) for a in (hs, ns, rh))
@@ -81,21 +89,20 @@ class GRUScan(torch.autograd.Function):
                 torch.mul(gate["z"][t], h, out=H_[t + 1]).addcmul_(gate["i"][t], n)
             else:
                 H_[t + 1].copy_(n)
-        ctx.spec, ctx.has_bias = spec, b_proj is not None
-        ctx.save_for_backward(x, w_proj, p, hs, ns, rh, w_hh)
+        ctx.spec, ctx.space, ctx.has_bias = spec, space, b_proj is not None
+        ctx.save_for_backward(x2, w_proj, p, hs, ns, rh, w_hh)
         return hs[1:]
 
     @staticmethod
     def backward(ctx, dout):
-        x, w_proj, p, hs, ns, rh, w_hh = ctx.saved_tensors
+        x2, w_proj, p, hs, ns, rh, w_hh = ctx.saved_tensors  # x2, w_proj: with the bias column
         spec = ctx.spec
         T, B, H = dout.shape
-        I, nG, W = x.shape[-1], w_hh.shape[0] - H, p.shape[-1]
+        I, nG, W = x2.shape[-1] - ctx.has_bias, w_hh.shape[0] - H, p.shape[-1]
         chunk = CHUNK_BYTES.get(dout.device.type)
         K = T if chunk is None else max(1, min(T, chunk // (B * W * dout.element_size())))  # steps per buffer
-        dp = dout.new_empty(K, B, W)  # ∂L/∂p_t of K steps, step t in row t % K
+        dp = ctx.space.empty("dp", (K, B, W), dout)  # ∂L/∂p_t of K steps, step t in row t % K
         dw_hh, dw_proj = torch.zeros_like(w_hh), torch.zeros_like(w_proj)
-        db_proj = dout.new_zeros(W) if ctx.has_bias else None
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
         w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]
         H_, N_ = _steps(hs), _steps(ns)
@@ -147,12 +154,11 @@ class GRUScan(torch.autograd.Function):
                 dw_hh[:hid.shape[1]].addmm_(hid.t(), hs[seen].reshape(k * B, H))
                 if not spec.reset_after:  # W_n saw r ⊙ h
                     dw_hh[nG:].addmm_(rows[:, :H].t(), rh[seen].reshape(k * B, H))
-                dw_proj.addmm_(rows.t(), x[seen].reshape(k * B, I))
-                if db_proj is not None:
-                    db_proj += rows.sum(0)
+                dw_proj.addmm_(rows.t(), x2[t * B:(t + k) * B])
                 if dx is not None:
-                    torch.mm(rows, w_proj, out=dx[seen].view(k * B, I))
-        return dx, dw_proj, db_proj, D, dw_hh, None  # the last D is ∂L/∂h_0
+                    torch.mm(rows, w_proj[:, :I], out=dx[seen].view(k * B, I))
+        db_proj = dw_proj[:, I] if ctx.has_bias else None
+        return dx, dw_proj[:, :I], db_proj, D, dw_hh, None, None  # the last D is ∂L/∂h_0
 
 
 def _columns(spec: Spec, H: int) -> dict[str, slice]:

@@ -102,5 +102,5 @@ class LSTM(Recurrent):
         _, w_hh, _, _, w_ch = self._params(k)
         spec = Spec(self.layout.blocks, self.layout.peepholes, self.coupled_gates,
                     self.input_activation == "tanh", self.output_activation == "tanh")
-        out, c = LSTMScan.apply(self._project(k, x), *state, w_hh, w_ch, spec)
+        out, c = LSTMScan.apply(self._project(k, x), *state, w_hh, w_ch, spec, self._workspaces[k])
         return out, (out[-1], c)

@@ -1,6 +1,6 @@
 """The LSTM layer as one autograd Function, like gru_scan.py: a forward loop without autograd
-bookkeeping that keeps the activations, and a hand-written backward whose weight gradients are
-one matmul over all steps. Every LSTM flag is covered; blocks keep torch's order i, f, g, o less
+bookkeeping that keeps the activations (in the layer's reused workspace), and a hand-written
+backward whose weight gradients are one matmul over all steps. Every LSTM flag is covered; blocks keep torch's order i, f, g, o less
 the removed ones:
     a = xw_t + h W^T (all blocks, one matmul)     i, f = σ(a_i/f + p_i/f ⊙ c),  g = act_in(a_g)
     c' = f ⊙ c + i ⊙ g   (f = 1 without f; i = 1 without i; i = 1 - f coupled)
@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 
 from .gru_scan import _steps, sigmoid_backward, tanh_backward
+from .workspace import Workspace
 
 tanh_grad = torch.ops.aten.tanh_backward.default  # grad * (1 - y²), into a new tensor
 
@@ -28,16 +29,17 @@ class Spec:
 
 class LSTMScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, xw, h0, c0, w_hh, w_ch, spec: Spec):
-        """xw (T, B, G*H), h0, c0 (B, H), w_hh (G*H, H), w_ch (P, H) or None -> (h_1..h_T, c_T)."""
+    def forward(ctx, xw, h0, c0, w_hh, w_ch, spec: Spec, space: Workspace):
+        """xw (T, B, G*H), h0, c0 (B, H), w_hh (G*H, H), w_ch (P, H) or None -> (h_1..h_T, c_T).
+        The buffers only this Function reads (activations, the backward's) come from `space`."""
         T, B, GH = xw.shape
         H = h0.shape[-1]
         col = {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
         hs, cs = xw.new_empty(T + 1, B, H), xw.new_empty(T + 1, B, H)
         hs[0], cs[0] = h0, c0
-        acts = xw.new_empty(T, B, GH)  # the activations i, f, g, o of every step
-        outs = xw.new_empty(T, B, H) if spec.tanh_out else None  # act_out(c')
+        acts = space.empty("acts", (T, B, GH), xw)  # the activations i, f, g, o of every step
+        outs = space.empty("outs", (T, B, H), xw) if spec.tanh_out else None  # act_out(c')
         H_, C_, A_, O_, XW = hs.unbind(0), cs.unbind(0), acts.unbind(0), _steps(outs), xw.unbind(0)
         blk = {b: acts[..., c].unbind(0) for b, c in col.items()}
         w_t = w_hh.t()
@@ -72,7 +74,7 @@ class LSTMScan(torch.autograd.Function):
                 torch.mul(o.sigmoid_(), out, out=H_[t + 1])
             else:
                 H_[t + 1].copy_(out)
-        ctx.spec = spec
+        ctx.spec, ctx.space = spec, space
         ctx.save_for_backward(hs, cs, acts, outs, w_hh, w_ch)
         return hs[1:], cs[T]
 
@@ -83,7 +85,7 @@ class LSTMScan(torch.autograd.Function):
         T, B, H = dout.shape
         col = {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
-        dpre = dout.new_empty(acts.shape)  # ∂L/∂ pre-activations of every block and step
+        dpre = ctx.space.empty("dpre", acts.shape, dout)  # ∂L/∂ pre-activations of every block and step
         blk = {b: acts[..., c].unbind(0) for b, c in col.items()}
         dblk = {b: dpre[..., c].unbind(0) for b, c in col.items()}
         C_, O_, DP, DOUT = cs.unbind(0), _steps(outs), dpre.unbind(0), dout.unbind(0)
@@ -126,4 +128,4 @@ class LSTMScan(torch.autograd.Function):
         if w_ch is not None:  # i, f saw c_{t-1}; o saw c_t
             seen = {"i": cs[:-1], "f": cs[:-1], "o": cs[1:]}
             dw_ch = torch.stack([(dpre[..., col[n]] * seen[n]).sum((0, 1)) for n in spec.peepholes])
-        return dpre, dh, dc, dw, dw_ch, None
+        return dpre, dh, dc, dw, dw_ch, None, None
