@@ -1,7 +1,7 @@
 """The LSTM layer as one autograd Function, like gru_scan.py: a forward loop without autograd
 bookkeeping that keeps the activations (in the layer's reused workspace), and a hand-written
-backward whose weight gradients are one matmul over all steps. Every LSTM flag is covered; blocks keep torch's order i, f, g, o less
-the removed ones:
+backward whose weight gradients are one matmul over all steps. Every LSTM flag is covered;
+blocks keep torch's order i, f, g, o less the removed ones:
     a = xw_t + h W^T (all blocks, one matmul)     i, f = σ(a_i/f + p_i/f ⊙ c),  g = act_in(a_g)
     c' = f ⊙ c + i ⊙ g   (f = 1 without f; i = 1 without i; i = 1 - f coupled)
     o = σ(a_o + p_o ⊙ c'),  h' = o ⊙ act_out(c')   (o = 1 without o)
