@@ -9,6 +9,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 
 from bench import measure, results, run
@@ -107,6 +108,19 @@ def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend
     want = dict(o.split("=") for o in backend)
     assert r.impl == want.get("backend.impl", "loop") and r["dtype"] == want.get("backend.dtype", "float32")
     assert r.threads == 1 and r.device == "cpu"
+
+
+def test_float32_is_ieee_float32_in_cudnn_and_cublas_too(tmp_path):
+    """A run turns TF32 off: cuDNN's RNNs use it by default (on Ampere and later) and our cells'
+    cuBLAS matmuls do not, so `fused` and `loop` would compare in different precisions."""
+    cudnn, matmul = torch.backends.cudnn, torch.backends.cuda.matmul
+    before = cudnn.allow_tf32, matmul.allow_tf32
+    cudnn.allow_tf32 = matmul.allow_tf32 = True
+    try:
+        assert execute(tmp_path, "cell=gru", "task.seq_len=5") == "ok"
+        assert not cudnn.allow_tf32 and not matmul.allow_tf32
+    finally:
+        cudnn.allow_tf32, matmul.allow_tf32 = before
 
 
 def test_a_nan_run_is_recorded_as_diverged(cli):
