@@ -42,6 +42,23 @@ def outputs_and_grads(fn, cell, x, hx):
     return result
 
 
+def call(cell):
+    """cell as fn(x, hx) -> (outputs, states), hx and states tuples (h,) or (h, c)."""
+    def fn(x, hx):
+        out, state = cell(x, hx if len(hx) == 2 else hx[0])
+        return out, (state if isinstance(state, tuple) else (state,))
+    return fn
+
+
+def scan_and_steps(cell, x, hx):
+    """outputs_and_grads through the whole-layer Functions, then through the step loop."""
+    scan = outputs_and_grads(call(cell), cell, x, hx)
+    with cell.trace() as trace:
+        steps = outputs_and_grads(call(cell), cell, x, hx)
+    assert len(trace) == cell.num_layers  # the step loop did run
+    return scan, steps
+
+
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
 def test_flag_follows_its_equation(case, num_layers):
@@ -52,12 +69,7 @@ def test_flag_follows_its_equation(case, num_layers):
             p.mul_(3)
     x = torch.randn(T, B, I, dtype=F64)
     hx = tuple(torch.randn(num_layers, B, H, dtype=F64) for _ in range(cell.n_states))
-
-    def ours(x, hx):
-        out, state = cell(x, hx if len(hx) == 2 else hx[0])
-        return out, (state if isinstance(state, tuple) else (state,))
-
-    got = outputs_and_grads(ours, cell, x, hx)
+    got = outputs_and_grads(call(cell), cell, x, hx)
     want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
     for a, b in zip(got, want, strict=True):  # relative: the IRNN's identity x 3 grows like 3^T
         assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
@@ -174,14 +186,6 @@ def test_scan_equals_the_step_loop(case, chunked, monkeypatch):
     cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)
     hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))
-
-    def fn(x, hx):
-        out, state = cell(x, hx if len(hx) == 2 else hx[0])
-        return out, (state if isinstance(state, tuple) else (state,))
-
-    scan = outputs_and_grads(fn, cell, x, hx)
-    with cell.trace() as trace:
-        steps = outputs_and_grads(fn, cell, x, hx)
-    assert len(trace) == 2  # the step loop did run
+    scan, steps = scan_and_steps(cell, x, hx)
     for a, b in zip(scan, steps, strict=True):
         assert (a - b).abs().max().item() < 1e-12

@@ -11,7 +11,7 @@ import cells
 from bench.results import load_tables
 from cells import gru_scan
 from hardware import accelerator
-from test_ablations import FLAG_CASES, ids, outputs_and_grads
+from test_ablations import FLAG_CASES, ids, scan_and_steps
 from test_gradcheck import gradcheck_cell
 from test_run import execute
 
@@ -52,16 +52,7 @@ def _on(device, case, dtype, chunked, monkeypatch):
     torch.manual_seed(0)
     cell = getattr(cells, name)(3, 4, 2, dtype=dtype, **flags)
     x, hx = torch.randn(6, 2, 3, dtype=dtype), tuple(torch.randn(2, 2, 4, dtype=dtype) for _ in range(cell.n_states))
-    cell, x, hx = cell.to(device), x.to(device), tuple(h.to(device) for h in hx)
-
-    def fn(x, hx):
-        out, state = cell(x, hx if len(hx) == 2 else hx[0])
-        return out, (state if isinstance(state, tuple) else (state,))
-
-    scan = outputs_and_grads(fn, cell, x, hx)
-    with cell.trace():
-        steps = outputs_and_grads(fn, cell, x, hx)
-    return scan, steps
+    return scan_and_steps(cell.to(device), x.to(device), tuple(h.to(device) for h in hx))
 
 
 @pytest.mark.parametrize("case,chunked",
