@@ -3,11 +3,13 @@
 Every cell and ablation computes there what it computes on the CPU (which test_ablations ties to
 MISSION.md's equations), outputs and every gradient, through the whole-layer Functions and the
 step loop; gradcheck of those Functions on the device; ours against torch's modules (cuDNN);
-every implementation and dtype trains through the runner and is recorded with the device."""
+CUDA graphs of our cells replay what the cells compute; every implementation and dtype trains
+through the runner and is recorded with the device."""
 import pytest
 import torch
 
 import cells
+from bench.backends import Backend
 from bench.results import load_tables
 from cells import gru_scan
 from hardware import accelerator
@@ -76,13 +78,53 @@ def test_gradcheck_on_the_accelerator(case):
     assert gradcheck_cell(case, accelerator())
 
 
+def cuda_only():
+    if accelerator() != "cuda":
+        pytest.skip("CUDA graphs are CUDA's")
+
+
+@pytest.mark.parametrize("case", [("RNN", {}), ("LSTM", {}), ("LSTM", {"peepholes": True}), ("GRU", {}),
+                                  ("GRU", {"tied_gates": False}), ("GRU", {"reset_after": False})], ids=ids)
+def test_graphs_replay_what_the_cell_computes(case):
+    """impl=graph against the eager cell, float64: outputs, final states and every gradient of
+    training calls (a new input each, the parameters changed in between, the first graph
+    replayed), then a call without autograd."""
+    cuda_only()
+    name, flags = case
+    torch.manual_seed(0)
+    cell = getattr(cells, name)(3, 8, 2, dtype=torch.float64, device="cuda", **flags)
+    graphed = Backend("cuda", "graph", "float64", 1).build(cell)
+    close = lambda a, b: (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())  # noqa: E731
+    for requires_grad in (True, False, True):
+        x = torch.randn(6, 4, 3, dtype=torch.float64, device="cuda", requires_grad=requires_grad)
+        got = []
+        for m in (cell, graphed):
+            cell.zero_grad(set_to_none=True)
+            x.grad = None
+            out, state = m(x)
+            (out ** 2).sum().backward()  # an output gradient that differs per element
+            got.append([out, *torch.utils._pytree.tree_leaves(state), *(p.grad for p in cell.parameters()),
+                        *([x.grad] if requires_grad else [])])
+        assert all(close(a.detach(), b.detach()) for a, b in zip(got[1], got[0], strict=True))
+        with torch.no_grad():  # replays read the parameters in place: an optimizer's step reaches them
+            for p in cell.parameters():
+                p.mul_(0.9)
+    with torch.no_grad():
+        first, _ = graphed(x)
+        second, _ = graphed(x * 2)
+        assert close(first, cell(x)[0]) and close(second, cell(x * 2)[0])  # outputs are copies
+
+
 @pytest.mark.parametrize("backend", [
-    ["backend.impl=loop"], ["backend.impl=fused"], ["backend.impl=script"],
+    ["backend.impl=loop"], ["backend.impl=fused"], ["backend.impl=script"], ["backend.impl=graph"],
     ["backend.dtype=bfloat16"], ["backend.dtype=bfloat16", "backend.impl=fused"],
+    ["backend.dtype=bfloat16", "backend.impl=graph"],
     pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_every_implementation_and_dtype_trains_on_the_accelerator(tmp_path, cell, backend):
     device = accelerator()
+    if "backend.impl=graph" in backend:
+        cuda_only()
     assert execute(tmp_path, f"cell={cell}", "task.seq_len=5", f"backend={device}", *backend) == "ok"
     r = load_tables(tmp_path)["runs"].iloc[0]
     want = dict(o.split("=") for o in backend)
@@ -92,13 +134,16 @@ def test_every_implementation_and_dtype_trains_on_the_accelerator(tmp_path, cell
         assert r.device_name == torch.cuda.get_device_name() and r.cudnn == torch.backends.cudnn.version()
 
 
-@pytest.mark.parametrize("impl", ["loop", "fused"])
+@pytest.mark.parametrize("impl", ["loop", "fused", "graph"])
 def test_throughput_on_the_accelerator_records_time_and_memory(tmp_path, impl):
     device = accelerator()
+    if impl == "graph":
+        cuda_only()
     assert execute(tmp_path, "mode=throughput", "cell=gru", f"backend={device}", f"backend.impl={impl}",
                    "throughput.repeats=3", "throughput.warmup=1") == "ok"
     t = load_tables(tmp_path)["throughput"]
     assert set(t["pass"]) == {"forward", "forward_backward"} and (t.tokens_per_s > 0).all()
     assert (t.device == device).all() and (t.ref_seconds > 0).all()
-    if device == "cuda":
+    assert (t.saved_bytes.dropna() > 0).all() and t.saved_bytes.notna().sum() == 1
+    if device == "cuda" and impl != "graph":  # a graph's memory is held from capture on: no per-pass peak
         assert (t.peak_bytes > 0).all()

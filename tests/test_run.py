@@ -214,6 +214,7 @@ BAD = [
     (["backend.device=cuda"] if not __import__("torch").cuda.is_available() else ["backend.device=tpu"],
      "backend.device=", "cpu"),
     (["backend.impl=jit"], "backend.impl='jit'", "loop | fused"),
+    (["backend.impl=graph"], "backend.impl='graph'", "backend.device=cuda"),
     (["backend.impl=fused", "cell=gru_untied"], "tied_gates=False", "backend.impl=loop"),
     (["+cell.nonlinearity=relu"], "no flag 'nonlinearity'", "input_gate"),
 ]

@@ -19,12 +19,13 @@ CELLS = {  # name -> (class, flags)
     "mgu": (cells.GRU, {"minimal": True}),
 }
 ON = [("cpu", size) for size in list(SIZES)[:2]] + [(accelerator(), size) for size in SIZES if accelerator()]
-CASES = [(c, impl) for c in CELLS for impl in ("loop", "fused", "script") if impl != "fused" or not CELLS[c][1]]
+IMPLS = {"cpu": ("loop", "fused", "script"), "cuda": ("loop", "fused", "script", "graph"), "mps": ("loop", "fused", "script")}
+CASES = [(c, impl, device, size) for device, size in ON for c in CELLS for impl in IMPLS[device]
+         if impl != "fused" or not CELLS[c][1]]  # torch's modules have no ablations
 
 
 @pytest.mark.parametrize("pass_", ["forward", "forward_backward"])
-@pytest.mark.parametrize("device,size", ON, ids=[f"{d}-{s}" for d, s in ON])
-@pytest.mark.parametrize("cell,impl", CASES, ids=[f"{c}-{i}" for c, i in CASES])
+@pytest.mark.parametrize("cell,impl,device,size", CASES, ids=["-".join(c) for c in CASES])
 def test_throughput(benchmark, cell, impl, device, size, pass_):
     T, B, I, H = SIZES[size]
     backend = Backend(device, impl, "float32", THREADS)
