@@ -24,6 +24,8 @@ from torch import nn
 
 import cells
 
+from .measure import gc_off
+
 DEVICES = ("cpu", "cuda", "mps")
 IMPLS = ("loop", "fused", "script", "compile", "graph")
 DTYPES = {  # name -> (parameter dtype, autocast dtype or None)
@@ -86,7 +88,10 @@ class Graphed(nn.Module):
         key = (tuple(input.shape), input.dtype, input.requires_grad, grad, self.training,
                torch.is_autocast_enabled("cuda"), torch.get_autocast_dtype("cuda"))
         if key not in self._graphs:
-            self._graphs[key] = self._capture_with_grad(input) if grad else self._capture(input)
+            # a collection during the capture could free an earlier graph (make_graphed_callables
+            # leaves a reference cycle) and with it the capture stream's cuBLAS workspace
+            with gc_off():
+                self._graphs[key] = self._capture_with_grad(input) if grad else self._capture(input)
         return torch.utils._pytree.tree_map(torch.Tensor.clone, self._graphs[key](input))
 
     def _capture_with_grad(self, x):

@@ -73,15 +73,21 @@ def step_change(runs, tables):
 
 
 def throughput(runs, tables):
-    """Tokens per second per implementation and cell, forward and forward+backward."""
+    """Time per call over the yardstick's (torch's LSTM timed in the same rounds) per
+    implementation and cell, forward and forward+backward: runs timed in different processes
+    compare only so (an H200's speed moved by 40% between them). Tokens/s where a run has no
+    yardstick."""
     tp = tables["throughput"].merge(runs[["run_id", "cell"]], on="run_id")
     if tp.empty:
         return None
     tp = tp.assign(size=lambda d: "T=" + d.seq_len.astype(str) + " B=" + d.batch_size.astype(str)
                    + " H=" + d.hidden_size.astype(str) + " " + d.device + " " + d.dtype)
-    grid = sns.catplot(data=tp, x="impl", y="tokens_per_s", hue="cell", col="pass", row="size", kind="bar",
+    relative = tp.ref_seconds.notna().all()
+    y, label = (("relative", "time / torch's nn.LSTM's") if relative else ("tokens_per_s", "tokens / s"))
+    tp = tp.assign(relative=tp.seconds / tp.ref_seconds)
+    grid = sns.catplot(data=tp, x="impl", y=y, hue="cell", col="pass", row="size", kind="bar",
                        errorbar=CI, seed=0, height=3, aspect=1.2, sharey=False)
-    grid.set_axis_labels("implementation", "tokens / s")
+    grid.set_axis_labels("implementation", label)
     grid.set_titles("{col_name}\n{row_name}")
     return grid.figure
 

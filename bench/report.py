@@ -19,7 +19,8 @@ CAPTIONS = {
     "accuracy_vs_length.png": "Skill against sequence length per cell and task (95% bootstrap intervals over seeds).",
     "gradient_profile.png": "‖∂L/∂h_t‖ over t at each task's longest length, at initialisation and after training.",
     "step_change.png": "Relative step change of h and of the LSTM's c after training.",
-    "throughput.png": "Tokens per second per implementation, forward and forward+backward.",
+    "throughput.png": "Time per call over torch's nn.LSTM's timed in the same rounds (lower is faster; tokens "
+                      "per second where runs have no such yardstick), per implementation, forward and forward+backward.",
     "ablations.png": "Each ablation's skill minus its standard cell's, paired by seed.",
 }
 

@@ -22,6 +22,10 @@ runs = claims.annotate(tables["runs"])
 per_cell, ratios = report.speed(tables)
 per_cell.round(1)
 
+# %% [markdown]
+# Time per call over torch's nn.LSTM's timed in the same rounds: runs in different processes
+# compare only so.
+
 # %%
 figures.throughput(runs, tables);
 

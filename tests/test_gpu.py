@@ -103,9 +103,12 @@ def test_graphs_replay_what_the_cell_computes(case):
             x.grad = None
             out, state = m(x)
             (out ** 2).sum().backward()  # an output gradient that differs per element
-            got.append([out, *torch.utils._pytree.tree_leaves(state), *(p.grad for p in cell.parameters()),
-                        *([x.grad] if requires_grad else [])])
-        assert all(close(a.detach(), b.detach()) for a, b in zip(got[1], got[0], strict=True))
+            # detached: a live graph through the parameters would break the next capture (torch's rule)
+            got.append([t.detach().clone() for t in (out, *torch.utils._pytree.tree_leaves(state),
+                                                     *(p.grad for p in cell.parameters()),
+                                                     *([x.grad] if requires_grad else []))])
+            del out, state
+        assert all(close(a, b) for a, b in zip(got[1], got[0], strict=True))
         with torch.no_grad():  # replays read the parameters in place: an optimizer's step reaches them
             for p in cell.parameters():
                 p.mul_(0.9)

@@ -6,12 +6,13 @@ import re
 from pathlib import Path
 
 import jupytext
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from bench import claims, report, stats
+from bench import claims, figures, report, stats
 from bench.results import COLUMNS
 
 SUPPORTED, NOT, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
@@ -247,3 +248,15 @@ def test_notebook_executes_headless_on_the_small_results(path, small_results, mo
 
 def test_there_is_a_notebook_per_question():
     assert [p.stem for p in NOTEBOOKS] == ["ablations", "claims", "gradient_flow", "throughput"]
+
+
+@pytest.mark.parametrize("ref,label", [(1.0, "time / torch's nn.LSTM's"), (None, "tokens / s")])
+def test_throughput_figure_shows_time_over_the_yardstick_where_runs_have_one(ref, label):
+    """Runs timed in different processes compare only as ratios to the yardstick of their own
+    rounds; without one, the figure falls back to tokens/s."""
+    tp_runs = [dict(r, run_id=f"{c}-tp-{r['seed']}", mode="throughput", task=None) for c in ("gru", "lstm")
+               for r in runs_of(c, [1] * 3)]
+    t = tables(tp_runs, throughput=speed_rows("gru", [0.5] * 3, ref) + speed_rows("lstm", [1.0] * 3, ref))
+    fig = figures.throughput(claims.annotate(t["runs"]), t)
+    assert {ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()} == {label}
+    plt.close(fig)
