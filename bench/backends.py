@@ -69,12 +69,13 @@ class _Pass(nn.Module):
 class Graphed(nn.Module):
     """Our cell on a CUDA GPU, its passes captured as CUDA graphs once per input shape and then
     replayed: one launch per pass instead of a few kernels per step and gate, which leave the
-    eager cell bound by the host's launch rate (an H200 ran T=100 in 24-44 ms at every size).
+    eager cell bound by the host's launch rate (an H200 ran T=100 in 22-44 ms at every size).
     With autograd on, a forward and a backward graph (torch.cuda.make_graphed_callables); without,
     a forward graph. The graphs read the cell's parameters in place, so an optimizer's updates
     reach them; the outputs are copies. A call with an initial state runs the cell eagerly. As
     for any CUDA graph, a forward's backward must run before the next forward of its shape (a
-    training step does so)."""
+    training step does so), and no autograd graph through the parameters may be alive when a
+    shape is first captured (torch's condition)."""
 
     def __init__(self, cell: cells.Recurrent):
         super().__init__()

@@ -19,8 +19,8 @@ CELLS = {  # name -> (class, flags)
     "mgu": (cells.GRU, {"minimal": True}),
 }
 ON = [("cpu", size) for size in list(SIZES)[:2]] + [(accelerator(), size) for size in SIZES if accelerator()]
-IMPLS = {"cpu": ("loop", "fused", "script"), "cuda": ("loop", "fused", "script", "graph"), "mps": ("loop", "fused", "script")}
-CASES = [(c, impl, device, size) for device, size in ON for c in CELLS for impl in IMPLS[device]
+CASES = [(c, impl, device, size) for device, size in ON for c in CELLS
+         for impl in ("loop", "fused", "script", *(("graph",) if device == "cuda" else ()))
          if impl != "fused" or not CELLS[c][1]]  # torch's modules have no ablations
 
 
