@@ -48,6 +48,12 @@ def test_speed_goal(benchmarks_enabled, family, reference, variants, goal):
     print(f"\n{family} forward+backward, T={T} B={B} I={I} H={H}, {torch.get_num_threads()} thread(s): "
           f"torch {t['torch'] * 1e3:.1f} ms; ours / torch: "
           + ", ".join(f"{k} {r:.2f}" for k, r in ratios.items()))
+    # what an ablation costs per multiply-add (weights per token) against the standard cell's:
+    # near 1 where its time is its arithmetic's, not the loop's (the untied GRU has 4/3 the GRU's)
+    std = next(iter(variants))
+    macs = {k: sum(w.numel() for n, w in modules[k].named_parameters() if n.startswith("weight")) for k in variants}
+    print(f"time per multiply-add over {std}'s: "
+          + ", ".join(f"{k} {t[k] / t[std] * macs[std] / macs[k]:.2f}" for k in variants if k != std))
     limit = 1.3 if family == "LSTM" else 1 / 1.3
     slow = {k: round(r, 2) for k, r in ratios.items() if r > limit}
     assert not slow, f"{family} goal ({goal}) missed by: {slow}"
