@@ -166,14 +166,19 @@ def speed_rows(cell, seconds, ref=None):
              "device": "cpu", "impl": "loop", "dtype": "float32", "threads": 1} for seed, s in enumerate(seconds)]
 
 
+def throughput_runs():
+    """Three mode=throughput runs each of the GRU and the LSTM, matching speed_rows' run ids."""
+    return [dict(r, run_id=f"{c}-tp-{r['seed']}", mode="throughput", task=None) for c in ("gru", "lstm")
+            for r in runs_of(c, [1] * 3)]
+
+
 @pytest.mark.parametrize("gru_seconds,gru_ref,expected", [
     (0.5, None, SUPPORTED), (1.0, None, NOT), (2.0, None, NOT),
     (1.0, 2.0, SUPPORTED),  # as slow as the LSTM, but timed while the machine ran at half speed
     (0.5, 0.5, NOT),  # faster only because the machine was: its yardstick says so
 ])
 def test_s5_compute_cost(gru_seconds, gru_ref, expected):
-    tp_runs = [dict(r, run_id=f"{c}-tp-{r['seed']}", mode="throughput", task=None) for c in ("gru", "lstm")
-               for r in runs_of(c, [1] * 3)]
+    tp_runs = throughput_runs()
     lstm = speed_rows("lstm", [1.0] * 3, ref=None if gru_ref is None else 1.0)
     t = tables(tp_runs, throughput=speed_rows("gru", [gru_seconds] * 3, gru_ref) + lstm)
     assert verdict("S5", t) == expected
@@ -254,8 +259,7 @@ def test_there_is_a_notebook_per_question():
 def test_throughput_figure_shows_time_over_the_yardstick_where_runs_have_one(ref, label):
     """Runs timed in different processes compare only as ratios to the yardstick of their own
     rounds; without one, the figure falls back to tokens/s."""
-    tp_runs = [dict(r, run_id=f"{c}-tp-{r['seed']}", mode="throughput", task=None) for c in ("gru", "lstm")
-               for r in runs_of(c, [1] * 3)]
+    tp_runs = throughput_runs()
     t = tables(tp_runs, throughput=speed_rows("gru", [0.5] * 3, ref) + speed_rows("lstm", [1.0] * 3, ref))
     fig = figures.throughput(claims.annotate(t["runs"]), t)
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()} == {label}
