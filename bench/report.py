@@ -90,7 +90,7 @@ def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def machines(runs) -> pd.DataFrame:
-    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit"]
+    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "native", "cudnn", "git_commit"]
     table = runs[[c for c in cols if c in runs]].value_counts(dropna=False).rename("runs").reset_index()
     return table
 

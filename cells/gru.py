@@ -106,21 +106,10 @@ class GRU(Recurrent):
 
     def _scan(self, k, x, state):
         """Layer k through GRUScan: the same function as _prepare's steps, with a hand-written
-        backward. The projection's rows go in GRUScan's column order (n, the gates, reset after a
-        zero slot whose bias is b_hn); the hidden rows gates-then-n (a no-op for torch's r, z, n)."""
+        backward. GRUScan reads the parameters in their layout and orders them itself."""
         w_ih, w_hh, b_ih, b_hh, _ = self._params(k)
-        gates = tuple(b for b in self.layout.blocks if b != "n")
-        H, after = self.hidden_size, self.reset_after or self._reset is None
         mix = ("minimal" if self.minimal else "untied" if not self.tied_gates
                else "tied" if self.update_gate else "replace")
-        stack = lambda t, blocks: torch.cat([t[:0], *(self._block(t, b) for b in blocks)])  # noqa: E731
-        w_hh = w_hh if gates + ("n",) == self.layout.blocks else stack(w_hh, gates + ("n",))
-        w_proj = torch.cat([stack(w_ih, ("n", *gates)), *([w_ih.new_zeros(H, w_ih.shape[1])] if after else [])])
-        b_proj = None
-        if b_ih is not None:  # the hidden biases outside r fold into the projection; b_hn is the slot's
-            b_hn = self._block(b_hh, "n")
-            b_proj = torch.cat([self._block(b_ih, "n") + (0 if after else b_hn), stack(b_ih, gates) + stack(b_hh, gates),
-                                *([b_hn] if after else [])])
-        out = GRUScan.apply(x, w_proj, b_proj, state[0], w_hh, Spec(gates, self._reset, mix, after),
-                            self._workspaces[k])
+        spec = Spec(self.layout.blocks, self._reset, mix, self.reset_after or self._reset is None)
+        out = GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, self._workspaces[k])
         return out, (out[-1],)

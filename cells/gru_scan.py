@@ -17,29 +17,41 @@ into a buffer of a few steps that stays in cache, and turns each full buffer int
 every weight gradient and of ∂L/∂x with a few matmuls over those steps: a buffer of all T steps
 would be written cold, and costs more than the matmuls gain from being larger (on a CPU; on a
 GPU one buffer of all steps is faster).
-Equality with the step-by-step cell (outputs and every gradient) is tested for each flag, and
-gradcheck.
+On a CPU, reset after, float32 or float64, both loops run compiled where cells/native.py could
+build them (gru_native.cpp: the same function, whose forward also leaves in p what makes each
+backward step one elementwise pass); everything else runs the torch loops below.
+Equality with the step-by-step cell (outputs and every gradient) is tested for each flag, both
+loops, and gradcheck.
 """
 from dataclasses import dataclass
 
 import torch
 
+from . import native
 from .workspace import Workspace
 
 tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
-# The backward's buffer of ∂L/∂p, per device type: on a CPU a few steps, about a core's L2 cache;
-# elsewhere (not named) all T steps: on an H200 one buffer took 0.69-1.02x the time of 1 MB ones
-# (forward+backward, T=100, H=64 to 1024, B=16 to 256; 0.9 typical).
-CHUNK_BYTES = {"cpu": 1 << 20}
+# The backward's buffer of ∂L/∂p, per device type: on a CPU a few steps, 4 MB (of 1, 2, 4, 16 MB
+# the fastest, 3-5% faster than 1 MB; T=100 B=64 H=256, GRU and untied GRU, compiled and torch
+# loops); elsewhere (not named) all T steps: on an H200 one buffer took 0.69-1.02x the time of
+# 1 MB ones (forward+backward, T=100, H=64 to 1024, B=16 to 256; 0.9 typical).
+CHUNK_BYTES = {"cpu": 4 << 20}
+
+
+MIXES = ("tied", "untied", "minimal", "replace")  # Spec.mix; gru_native.cpp's Mix, in this order
 
 
 @dataclass(frozen=True)
 class Spec:
-    gates: tuple[str, ...]  # gate blocks, in their column order
+    blocks: tuple[str, ...]  # the parameters' blocks, in their row order (n and the gates)
     reset: str | None  # the gate acting as r ('r', 'f' for MGU) or None
-    mix: str  # 'tied' | 'untied' | 'minimal' | 'replace'
+    mix: str  # one of MIXES
     reset_after: bool
+
+    @property
+    def gates(self) -> tuple[str, ...]:  # in their column order in p
+        return tuple(b for b in self.blocks if b != "n")
 
 
 def _steps(a: torch.Tensor | None):
@@ -49,20 +61,28 @@ def _steps(a: torch.Tensor | None):
 
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_proj, b_proj, h0, w_hh, spec: Spec, space: Workspace):
-        """x (T, B, I); w_proj (W, I) and b_proj (W,) or None: the projection's rows in p's column
-        order; h0 (B, H); w_hh (nG + H, H): gates then n -> h_1 .. h_T (T, B, H). The buffers
-        only this Function reads (p, n, r ⊙ h, the backward's) come from the layer's `space`."""
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace):
+        """x (T, B, I); the layer's parameters, blocks in spec.blocks' order (biases None or both);
+        h0 (B, H) -> h_1 .. h_T (T, B, H). The buffers only this Function reads (p, n, r ⊙ h, the
+        backward's) come from the layer's `space`."""
         T, B, _ = x.shape
-        H, nG, W = h0.shape[-1], w_hh.shape[0] - h0.shape[-1], w_proj.shape[0]
+        H = h0.shape[-1]
+        w_proj, w_hh = _assemble(spec, w_ih, w_hh, b_ih, b_hh, H)
+        nG, W = w_hh.shape[0] - H, w_proj.shape[0]
         x2, p = x.reshape(T * B, -1), space.empty("p", (T * B, W), x)
-        if b_proj is not None:  # a column of ones: the matmul adds the bias (no copy of it into all
+        if b_ih is not None:  # a column of ones: the matmul adds the bias (no copy of it into all
             x2 = torch.cat([x2, x2.new_ones(T * B, 1)], 1)  # of p first), and the backward's
-            w_proj = torch.cat([w_proj, b_proj[:, None]], 1)  # gives its gradient (no sum)
-        torch.mm(x2, w_proj.t(), out=p)
+        torch.mm(x2, w_proj.t(), out=p)  # gives its gradient (no sum)
         p = p.view(T, B, W)
         hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
         hs[0] = h0
+        ctx.spec, ctx.space, ctx.has_bias = spec, space, b_ih is not None
+        ctx.native = _native(spec, x)
+        if ctx.native:  # p becomes the backward's coefficients, e its direct path's
+            e = space.empty("e", (T, B, H), x) if spec.mix != "replace" else x.new_empty(0)
+            ctx.native.forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None)
+            ctx.save_for_backward(x2, w_proj, p, hs, e, w_hh)
+            return hs[1:]
         ns = space.empty("n", (T, B, H), x)
         diff = x.new_empty(B, H)  # h - n, or n - h: a scratch the backward recomputes
         rh = None if spec.reset_after else space.empty("rh", (T, B, H), x)  # r ⊙ h, W_n's input (before)
@@ -90,23 +110,28 @@ class GRUScan(torch.autograd.Function):
                 torch.mul(gate["z"][t], h, out=H_[t + 1]).addcmul_(gate["i"][t], n)
             else:
                 H_[t + 1].copy_(n)
-        ctx.spec, ctx.space, ctx.has_bias = spec, space, b_proj is not None
         ctx.save_for_backward(x2, w_proj, p, hs, ns, rh, w_hh)
         return hs[1:]
 
     @staticmethod
     def backward(ctx, dout):
-        x2, w_proj, p, hs, ns, rh, w_hh = ctx.saved_tensors  # x2, w_proj: with the bias column
-        spec = ctx.spec
+        x2, w_proj, p, hs = ctx.saved_tensors[:4]  # x2, w_proj: with the bias column; w_hh gates then n
+        spec, w_hh = ctx.spec, ctx.saved_tensors[-1]
         T, B, H = dout.shape
         I, nG, W = x2.shape[-1] - ctx.has_bias, w_hh.shape[0] - H, p.shape[-1]
         chunk = CHUNK_BYTES.get(dout.device.type)
         K = T if chunk is None else max(1, min(T, chunk // (B * W * dout.element_size())))  # steps per buffer
         dp = ctx.space.empty("dp", (K, B, W), dout)  # ∂L/∂p_t of K steps, step t in row t % K
-        # ∂L/∂w_proj accumulates transposed, (I', W): MKL's chunk products at N = I' (33) took
-        # 1.6x the time of the transposed ones at M = I' (T=100, B=64, H=256: 2-4 ms a pass)
-        dw_hh, dw_proj_t = torch.zeros_like(w_hh), w_proj.new_zeros(w_proj.shape[1], W)
+        # The weight gradients accumulate transposed, (I', W) and (H, nG + H): MKL's chunk products
+        # took 1.6x (w_proj, N = I' = 33) and, in the compiled loops, 1.2x (w_hh) the time of the
+        # transposed ones
+        dw_hh_t, dw_proj_t = w_hh.new_zeros(H, w_hh.shape[0]), w_proj.new_zeros(w_proj.shape[1], W)
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
+        if ctx.native:
+            D = ctx.native.backward(dout.contiguous(), p, ctx.saved_tensors[4], hs, w_hh, dp, x2, dw_hh_t,
+                                    dw_proj_t, dout.new_empty(0) if dx is None else dx.view(T * B, I), w_proj[:, :I])
+            return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
+        ns, rh = ctx.saved_tensors[4:6]
         w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]
         H_, N_ = _steps(hs), _steps(ns)
         HN_ = _steps(p[..., H + nG:])
@@ -154,15 +179,63 @@ class GRUScan(torch.autograd.Function):
                 k = min(K, T - t)
                 rows, seen = dp[:k].view(k * B, W), slice(t, t + k)
                 hid = rows[:, H:] if spec.reset_after else rows[:, H:H + nG]
-                dw_hh[:hid.shape[1]].addmm_(hid.t(), hs[seen].reshape(k * B, H))
+                dw_hh_t[:, :hid.shape[1]].addmm_(hs[seen].reshape(k * B, H).t(), hid)
                 if not spec.reset_after:  # W_n saw r ⊙ h
-                    dw_hh[nG:].addmm_(rows[:, :H].t(), rh[seen].reshape(k * B, H))
+                    dw_hh_t[:, nG:].addmm_(rh[seen].reshape(k * B, H).t(), rows[:, :H])
                 dw_proj_t.addmm_(x2[t * B:(t + k) * B].t(), rows)
                 if dx is not None:
                     torch.mm(rows, w_proj[:, :I], out=dx[seen].view(k * B, I))
-        dw_proj = dw_proj_t.t()
-        db_proj = dw_proj[:, I] if ctx.has_bias else None
-        return dx, dw_proj[:, :I], db_proj, D, dw_hh, None, None  # the last D is ∂L/∂h_0
+        return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())  # the last D is ∂L/∂h_0
+
+
+def _assemble(spec: Spec, w_ih, w_hh, b_ih, b_hh, H: int):
+    """The parameters in the loops' order: the projection's rows in p's column order (n, the
+    gates, reset after the slot with zero weights), with the bias as a last column (the hidden
+    biases outside r folded in; b_hn is the slot's, or, before, xn's); w_hh's rows gates then n."""
+    rows = _rows(spec, H)
+    order = (*spec.gates, "n")
+    if order != spec.blocks:
+        w_hh = torch.cat([w_hh[rows[b]] for b in order])
+    slot = [w_ih.new_zeros(H, w_ih.shape[1])] if spec.reset_after else []
+    w_proj = torch.cat([*(w_ih[rows[b]] for b in ("n", *spec.gates)), *slot])
+    if b_ih is not None:
+        b_hn = b_hh[rows["n"]]
+        bias = [b_ih[rows["n"]] + (0 if spec.reset_after else b_hn),
+                *(b_ih[rows[g]] + b_hh[rows[g]] for g in spec.gates), *([b_hn] if spec.reset_after else [])]
+        w_proj = torch.cat([w_proj, torch.cat(bias)[:, None]], 1)
+    return w_proj, w_hh
+
+
+def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
+    """GRUScan.forward's input gradients from those of _assemble's parameters: dw_proj (W, I')
+    in p's column order, dw_hh (nG + H, H) gates then n."""
+    spec, H = ctx.spec, dh0.shape[-1]
+    rows, cols = _rows(spec, H), {"n": slice(0, H), **_columns(spec, H)}  # p's columns, less the slot
+    d_ih, d_hh = dw_proj.new_empty(len(spec.blocks) * H, I), dw_hh.new_empty(dw_hh.shape)
+    for b, c in cols.items():
+        d_ih[rows[b]] = dw_proj[c, :I]
+    for j, b in enumerate((*spec.gates, "n")):
+        d_hh[rows[b]] = dw_hh[j * H:(j + 1) * H]
+    db_ih = db_hh = None
+    if ctx.has_bias:
+        db = dw_proj[:, I]
+        db_ih, db_hh = db.new_empty(d_ih.shape[0]), db.new_empty(d_ih.shape[0])
+        for b, c in cols.items():
+            db_ih[rows[b]] = db[c]
+            db_hh[rows[b]] = db[-H:] if b == "n" and spec.reset_after else db[c]
+    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None
+
+
+def _rows(spec: Spec, H: int) -> dict[str, slice]:
+    """Each block's rows in the parameters."""
+    return {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
+
+
+def _native(spec: Spec, x: torch.Tensor):
+    """The compiled loops (cells/native.py) where they serve: reset after, a CPU, float32/64."""
+    if spec.reset_after and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return native.module()
+    return None
 
 
 def _columns(spec: Spec, H: int) -> dict[str, slice]:

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cells
-from cells import gru_scan
+from cells import gru_scan, native
 from reference import reference_forward
 
 F64 = torch.float64
@@ -172,17 +172,26 @@ def test_without_forget_and_input_gates_c_accumulates_g():
 SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]
 
 
-@pytest.mark.parametrize("case,chunked",
-                         [(c, False) for c in SCAN_CASES] + [(c, True) for c in SCAN_CASES if c[0] == "GRU"],
-                         ids=lambda v: ids(v) if isinstance(v, tuple) else ("chunked" if v else "whole"))
-def test_scan_equals_the_step_loop(case, chunked, monkeypatch):
+
+def scan_case(case, chunked, compiled):
+    label = f"{ids(case)}-{'chunked' if chunked else 'whole'}" + ("" if compiled else "-torch_loops")
+    return pytest.param(case, chunked, compiled, id=label)
+
+
+@pytest.mark.parametrize("case,chunked,compiled",
+                         [scan_case(c, False, True) for c in SCAN_CASES]
+                         + [scan_case(c, chunked, compiled) for c in SCAN_CASES if c[0] == "GRU"
+                            for chunked, compiled in ((True, True), (False, False), (True, False))])
+def test_scan_equals_the_step_loop(case, chunked, compiled, monkeypatch):
     """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
     compile, autocast) compute the same outputs, final states and gradients. Chunked: the GRU's
     backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as p has 3H, 4H or
-    5H columns: with T = 6, a last partial chunk or whole ones) instead of once."""
+    5H columns: with T = 6, a last partial chunk or whole ones) instead of once. The GRU's scan
+    with its compiled loops (cells/native.py; reset after) and with its torch loops."""
     name, flags = case
     if chunked:
         monkeypatch.setattr(gru_scan, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})
+    monkeypatch.setattr(native, "_enabled", compiled)
     cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)
     hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))

@@ -45,7 +45,8 @@ def test_speed_goal(benchmarks_enabled, family, reference, variants, goal):
     modules = {"torch": reference(I, H), **{k: getattr(cells, family)(I, H, **f) for k, f in variants.items()}}
     t = median_times(modules)
     ratios = {k: t[k] / t["torch"] for k in variants}
-    print(f"\n{family} forward+backward, T={T} B={B} I={I} H={H}, {torch.get_num_threads()} thread(s): "
+    print(f"\n{family} forward+backward, T={T} B={B} I={I} H={H}, {torch.get_num_threads()} thread(s), "
+          f"the GRU's compiled loops {'on' if cells.native.active() else 'off'}: "
           f"torch {t['torch'] * 1e3:.1f} ms; ours / torch: "
           + ", ".join(f"{k} {r:.2f}" for k, r in ratios.items()))
     # what an ablation costs per multiply-add (weights per token) against the standard cell's:

@@ -1,0 +1,238 @@
+// The reset-after GRU's two time loops (cells/gru_scan.py) in C++, for the CPU: the per-step
+// Python calls and the elementwise kernels that each pass over memory once are what the torch
+// loops lose to torch's fused kernels. The matmuls stay ATen's (MKL), and so does tanh (MKL's
+// vector math); sigmoid is ATen's vectorised formula (equal to torch.sigmoid's); the rest of a
+// step is two passes over the batch. Built on first use by cells/native.py.
+//
+// p (T, B, W) holds per step the columns of gru_scan.py, W = (nG + 2) H:
+//     [ xn | the gates (nG blocks, r first where there is one) | slot ]
+// Each step's hidden matmul goes to a scratch that stays in cache (MKL took 0.87x the time so
+// than adding into p_t, which the projection wrote long before); then p_t's gate columns take
+// g = σ(p_g + h W_g^T), the slot hn = p_slot + h W_n^T (the slot's bias is b_hn), and
+//     n = tanh(xn + r ⊙ hn)    h' = mix(h, n, gates)
+// Every reset-after step is linear in ∂L/∂h' and elementwise: ∂L/∂ column block q of p_t is
+// D ⊙ C_q and the direct path (not through the matmul) D ⊙ E, where D = ∂L/∂h_{t+1} and C, E
+// depend on the forward's values only. So the forward, while a step's values are in cache,
+// overwrites p_t with C and writes E; the backward of a step is one pass D ⊙ C plus its matmul.
+//     a_n = ∂h'/∂n:  tied 1 - z, untied i, minimal f, replace 1
+//     C_xn = a_n (1 - n²),  C_slot = C_xn ⊙ r (C_xn without r)
+//     C_g = a_g σ'(g), a_g = ∂h'/∂g:  tied z: h - n;  untied z: h, i: n;
+//                                    r: C_xn ⊙ hn;  minimal f: n - h + C_xn ⊙ hn
+//     E = ∂h'/∂h (direct):  tied z, untied z, minimal 1 - f, replace 0 (none)
+#include <torch/extension.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <vector>
+
+namespace {
+
+enum Mix : int64_t { TIED = 0, UNTIED = 1, MINIMAL = 2, REPLACE = 3 };
+
+int64_t grain(int64_t W) { return std::max<int64_t>(1, 32768 / W); }  // batch rows per task
+
+// Rows [b0, b1) of p_t after the hidden matmul hw (B, W - H) = h W^T, gates then n:
+// gates = σ(p_g + hw_g), the slot's hn = p_slot + hw_n, and n's pre-activation xn + r ⊙ hn into nb.
+template <typename s>
+void gates_pre_n(s* p, const s* hw, s* nb, int64_t b0, int64_t b1, int64_t H, int64_t W, bool has_r) {
+  using V = at::vec::Vectorized<s>;
+  const int64_t G = W - 2 * H;  // gate columns
+  for (int64_t b = b0; b < b1; ++b) {
+    s* __restrict__ xn = p + b * W;
+    s* __restrict__ g = xn + H;
+    s* __restrict__ hn = xn + W - H;
+    const s* __restrict__ hg = hw + b * (W - H);
+    const s* __restrict__ hh = hg + G;
+    s* __restrict__ o = nb + b * H;
+    int64_t k = 0;
+    for (; k + V::size() <= G; k += V::size()) {
+      const V a = V::loadu(g + k) + V::loadu(hg + k);
+      (V(1) / (V(1) + a.neg().exp())).store(g + k);
+    }
+    for (; k < G; ++k) g[k] = s(1) / (s(1) + std::exp(-(g[k] + hg[k])));
+    #pragma omp simd
+    for (k = 0; k < H; ++k) hn[k] += hh[k];
+    if (has_r) {
+      #pragma omp simd
+      for (k = 0; k < H; ++k) o[k] = xn[k] + g[k] * hn[k];
+    } else {
+      #pragma omp simd
+      for (k = 0; k < H; ++k) o[k] = xn[k] + hn[k];
+    }
+  }
+}
+
+// h' of rows [b0, b1) from h, n and the gates; p's row becomes C, E its rows of e.
+template <typename s>
+void mix(s* p, const s* h, const s* nb, s* hout, s* e, int64_t b0, int64_t b1, int64_t H, int64_t W,
+         Mix kind, bool has_r) {
+  const int64_t z_col = has_r ? 2 * H : H;  // untied/tied: z after r; untied: i after z
+  for (int64_t b = b0; b < b1; ++b) {
+    s* __restrict__ xn = p + b * W;
+    s* __restrict__ g0 = xn + H;  // r, or MGU's f
+    s* __restrict__ z = xn + z_col;
+    s* __restrict__ ig = z + H;
+    s* __restrict__ slot = xn + W - H;
+    const s* __restrict__ hb = h + b * H;
+    const s* __restrict__ n = nb + b * H;
+    s* __restrict__ o = hout + b * H;
+    s* __restrict__ eb = e ? e + b * H : nullptr;
+    switch (kind) {
+      case TIED:
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          const s zk = z[k], nk = n[k], d = hb[k] - nk;
+          o[k] = nk + zk * d;
+          eb[k] = zk;
+          z[k] = d * zk * (1 - zk);
+          xn[k] = (1 - zk) * (1 - nk * nk);
+        }
+        break;
+      case UNTIED:
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          const s zk = z[k], ik = ig[k], nk = n[k], hk = hb[k];
+          o[k] = zk * hk + ik * nk;
+          eb[k] = zk;
+          z[k] = hk * zk * (1 - zk);
+          ig[k] = nk * ik * (1 - ik);
+          xn[k] = ik * (1 - nk * nk);
+        }
+        break;
+      case MINIMAL:  // f is the reset too: its coefficient takes both paths
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          const s fk = g0[k], nk = n[k], d = nk - hb[k], cn = fk * (1 - nk * nk);
+          o[k] = hb[k] + fk * d;
+          eb[k] = 1 - fk;
+          g0[k] = (d + cn * slot[k]) * fk * (1 - fk);
+          slot[k] = cn * fk;
+          xn[k] = cn;
+        }
+        continue;
+      case REPLACE:
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) {
+          o[k] = n[k];
+          xn[k] = 1 - n[k] * n[k];
+        }
+        break;
+    }
+    if (has_r) {  // r's coefficient reads hn before the slot becomes C_slot
+      #pragma omp simd
+      for (int64_t k = 0; k < H; ++k) {
+        const s rk = g0[k], cn = xn[k];
+        g0[k] = cn * slot[k] * rk * (1 - rk);
+        slot[k] = cn * rk;
+      }
+    } else {
+      #pragma omp simd
+      for (int64_t k = 0; k < H; ++k) slot[k] = xn[k];
+    }
+  }
+}
+
+// One backward step for rows [b0, b1): dp_t = D ⊙ C_t (every column block) and
+// direct = D ⊙ E_t (+ h_t's own output gradient dn, where there is one).
+template <typename s>
+void back_step(const s* c, const s* D, const s* e, const s* dn, s* dp, s* direct, int64_t b0, int64_t b1,
+               int64_t H, int64_t W) {
+  for (int64_t b = b0; b < b1; ++b) {
+    const s* __restrict__ Db = D + b * H;
+    for (int64_t q = 0; q < W; q += H) {
+      const s* __restrict__ cq = c + b * W + q;
+      s* __restrict__ dq = dp + b * W + q;
+      #pragma omp simd
+      for (int64_t k = 0; k < H; ++k) dq[k] = Db[k] * cq[k];
+    }
+    s* __restrict__ o = direct + b * H;
+    const s* __restrict__ dnb = dn ? dn + b * H : nullptr;
+    if (e) {
+      const s* __restrict__ eb = e + b * H;
+      if (dnb) {
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) o[k] = dnb[k] + Db[k] * eb[k];
+      } else {
+        #pragma omp simd
+        for (int64_t k = 0; k < H; ++k) o[k] = Db[k] * eb[k];
+      }
+    } else {
+      #pragma omp simd
+      for (int64_t k = 0; k < H; ++k) o[k] = dnb ? dnb[k] : s(0);
+    }
+  }
+}
+
+}  // namespace
+
+// p (T, B, W) after the projection, hs (T + 1, B, H) with hs[0] = h_0, e (T, B, H) (empty for
+// replace), w_t (H, W - H) the hidden weights transposed, gates then n (copied contiguous: MKL is
+// faster on it). Writes hs[1..T], C into p and E into e.
+void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t kind, bool has_r) {
+  at::NoGradGuard no_grad;
+  const int64_t T = p.size(0), B = p.size(1), W = p.size(2), H = hs.size(2);
+  const auto Hs = hs.unbind(0);
+  const at::Tensor w = w_t.contiguous();
+  at::Tensor n = at::empty({B, H}, hs.options()), hw = at::empty({B, W - H}, hs.options());
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "gru_native_forward", [&] {
+    scalar_t *pp = p.data_ptr<scalar_t>(), *hp = hs.data_ptr<scalar_t>(), *np = n.data_ptr<scalar_t>();
+    scalar_t *ep = e.numel() ? e.data_ptr<scalar_t>() : nullptr, *hwp = hw.data_ptr<scalar_t>();
+    for (int64_t t = 0; t < T; ++t) {
+      scalar_t* pt = pp + t * B * W;
+      at::mm_out(hw, Hs[t], w);
+      at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) { gates_pre_n(pt, hwp, np, b0, b1, H, W, has_r); });
+      n.tanh_();
+      at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
+        mix(pt, hp + t * B * H, np, hp + (t + 1) * B * H, ep ? ep + t * B * H : nullptr, b0, b1, H, W,
+            static_cast<Mix>(kind), has_r);
+      });
+    }
+  });
+}
+
+// dout (T, B, H) contiguous; p, e, hs: the forward's; w (W - H, H) the hidden weights; dp (K, B, W)
+// a buffer of K steps; x2 (T B, I') the projection's input; accumulates into dw_hh_t (H, W - H) and
+// dw_proj_t (I', W), writes dx (T B, I) unless it is empty (w_proj_x (W, I): the projection's
+// weights without the bias column). As gru_scan.py's backward: every K steps the buffer turns
+// into its share of the weight gradients. Returns ∂L/∂h_0.
+at::Tensor backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor hs, at::Tensor w, at::Tensor dp,
+                    at::Tensor x2, at::Tensor dw_hh_t, at::Tensor dw_proj_t, at::Tensor dx, at::Tensor w_proj_x) {
+  at::NoGradGuard no_grad;
+  const int64_t T = dout.size(0), B = dout.size(1), H = dout.size(2), W = p.size(2), K = dp.size(0);
+  at::Tensor Ds = at::empty({2, B, H}, dout.options()), direct = at::empty({B, H}, dout.options());
+  const auto DH = dp.narrow(2, H, W - H).unbind(0);
+  auto D = Ds.unbind(0);
+  D[0].copy_(dout[T - 1]);
+  int cur = 0;  // D[cur] = ∂L/∂h_{t+1} along all paths
+  AT_DISPATCH_FLOATING_TYPES(p.scalar_type(), "gru_native_backward", [&] {
+    const scalar_t *pp = p.data_ptr<scalar_t>(), *dop = dout.data_ptr<scalar_t>();
+    const scalar_t* ep = e.numel() ? e.data_ptr<scalar_t>() : nullptr;
+    scalar_t *dpp = dp.data_ptr<scalar_t>(), *dirp = direct.data_ptr<scalar_t>();
+    for (int64_t t = T - 1; t >= 0; --t) {
+      const int64_t j = t % K;
+      const scalar_t* Dp = D[cur].data_ptr<scalar_t>();
+      at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
+        back_step(pp + t * B * W, Dp, ep ? ep + t * B * H : nullptr, t ? dop + (t - 1) * B * H : nullptr,
+                  dpp + j * B * W, dirp, b0, b1, H, W);
+      });
+      cur ^= 1;
+      at::addmm_out(D[cur], direct, DH[j], w);
+      if (j == 0) {  // steps t .. t+k-1 are in the buffer
+        const int64_t k = std::min(K, T - t);
+        const at::Tensor rows = dp.narrow(0, 0, k).view({k * B, W});
+        dw_hh_t.addmm_(hs.narrow(0, t, k).reshape({k * B, H}).t(), rows.narrow(1, H, W - H));
+        dw_proj_t.addmm_(x2.narrow(0, t * B, k * B).t(), rows);
+        if (dx.numel()) {
+          at::Tensor out = dx.narrow(0, t * B, k * B);
+          at::mm_out(out, rows, w_proj_x);
+        }
+      }
+    }
+  });
+  return D[cur].clone();
+}
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("forward", &forward);
+  m.def("backward", &backward);
+}

@@ -1,0 +1,101 @@
+"""The GRU's compiled loops (cells/native.py, cells/gru_native.cpp): built where there is a C++
+compiler, taken where they apply, equal to the torch loops in float32 too (test_ablations and
+test_gradcheck hold them to the equations in float64), and a clean fallback where they cannot be
+built or are turned off."""
+import os
+import shutil
+import subprocess
+import sys
+import warnings
+
+import pytest
+import torch
+
+import cells
+from cells import native
+from test_ablations import SCAN_CASES, ids
+
+AFTER = [c for c in SCAN_CASES if c[0] == "GRU" and c[1].get("reset_after", True) and not c[1].get("init")]
+HAS_COMPILER = shutil.which(os.environ.get("CXX", "c++")) is not None
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C++ compiler on this machine")
+def test_they_build_where_there_is_a_compiler():
+    assert native.active()
+
+
+class Counting:
+    """Stands in for the built module: counts the calls it passes on."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, []
+
+    def forward(self, *args):
+        self.calls.append("forward")
+        return self.module.forward(*args)
+
+    def backward(self, *args):
+        self.calls.append("backward")
+        return self.module.backward(*args)
+
+
+@pytest.mark.parametrize("flags,dtype,device,taken", [
+    ({}, torch.float32, "cpu", True), ({"tied_gates": False}, torch.float64, "cpu", True),
+    ({"reset_after": False}, torch.float32, "cpu", False), ({}, torch.bfloat16, "cpu", False),
+])
+def test_they_run_for_reset_after_on_a_cpu_in_float32_and_64(flags, dtype, device, taken, monkeypatch):
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    counting = Counting(native.module())
+    monkeypatch.setattr(native, "_module", counting)
+    cell = cells.GRU(3, 4, dtype=dtype, device=device, **flags)
+    out, _ = cell(torch.randn(5, 2, 3, dtype=dtype, device=device))
+    out.sum().backward()
+    assert counting.calls == (["forward", "backward"] if taken else [])
+
+
+@pytest.mark.parametrize("case", AFTER, ids=ids)
+def test_float32_equals_the_torch_loops(case, monkeypatch):
+    """At a size where every vector loop has a remainder (H = 37), two layers, an initial state."""
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    cell = cells.GRU(5, 37, 2, **case[1])
+    x, h0 = torch.randn(30, 8, 5, requires_grad=True), torch.randn(2, 8, 37, requires_grad=True)
+
+    def run(compiled):
+        monkeypatch.setattr(native, "_enabled", compiled)
+        out, hn = cell(x, h0)
+        (out.sin().sum() + hn.sum()).backward()
+        got = [out, hn, x.grad, h0.grad, *(p.grad for p in cell.parameters())]
+        got = [g.detach().clone() for g in got]
+        cell.zero_grad(set_to_none=True)
+        x.grad = h0.grad = None
+        return got
+
+    for a, b in zip(run(True), run(False), strict=True):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
+def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
+    def fail():
+        raise RuntimeError("Error building extension 'rnnbench_gru': c++: not found")
+
+    monkeypatch.setattr(native, "_module", None)
+    monkeypatch.setattr(native, "_build", fail)
+    cell = cells.GRU(3, 4, dtype=torch.float64)
+    x = torch.randn(5, 2, 3, dtype=torch.float64)
+    with pytest.warns(UserWarning, match=r"compiled loops could not be built \(Error building extension"):
+        out, _ = cell(x)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # once only
+        again, _ = cell(x)
+    with cell.trace():  # the step loop
+        steps, _ = cell(x)
+    assert torch.allclose(out, steps, atol=1e-12) and torch.equal(out, again)
+
+
+def test_rnnbench_native_0_turns_them_off():
+    code = "import cells.native as n; print(n.active())"
+    env = {**os.environ, "RNNBENCH_NATIVE": "0"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
