@@ -291,11 +291,16 @@ class Recurrent(nn.Module):
 
     def _use_scan(self, x: torch.Tensor) -> bool:
         """The scan computes the same function as the steps, and gains in the backward; the
-        steps serve without autograd (as fast there, measured) and where the scan cannot:
-        tracing (trace(), TorchScript, torch.compile) and autocast."""
-        return (self._scan is not None and torch.is_grad_enabled() and self._trace is None
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+        steps serve without autograd (as fast there, measured; unless _scan_without_grad says
+        otherwise) and where the scan cannot: tracing (trace(), TorchScript, torch.compile) and
+        autocast."""
+        return (self._scan is not None and (torch.is_grad_enabled() or self._scan_without_grad(x))
+                and self._trace is None and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
                 and not torch.is_autocast_enabled(x.device.type))
+
+    def _scan_without_grad(self, x: torch.Tensor) -> bool:
+        """Whether the scan is also the faster forward without autograd."""
+        return False
 
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """The one time loop: x (T, B, I) -> outputs (T, B, H) and the last state."""

@@ -62,8 +62,9 @@ void gates_pre_n(s* p, const s* hw, s* nb, int64_t b0, int64_t b1, int64_t H, in
   }
 }
 
-// h' of rows [b0, b1) from h, n and the gates; p's row becomes C, E its rows of e.
-template <typename s>
+// h' of rows [b0, b1) from h, n and the gates; with C (autograd records the call) p's row
+// becomes the coefficients C, and E its rows of e.
+template <typename s, bool C>
 void mix(s* p, const s* h, const s* nb, s* hout, s* e, int64_t b0, int64_t b1, int64_t H, int64_t W,
          Mix kind, bool has_r) {
   const int64_t z_col = has_r ? 2 * H : H;  // untied/tied: z after r; untied: i after z
@@ -83,9 +84,11 @@ void mix(s* p, const s* h, const s* nb, s* hout, s* e, int64_t b0, int64_t b1, i
         for (int64_t k = 0; k < H; ++k) {
           const s zk = z[k], nk = n[k], d = hb[k] - nk;
           o[k] = nk + zk * d;
-          eb[k] = zk;
-          z[k] = d * zk * (1 - zk);
-          xn[k] = (1 - zk) * (1 - nk * nk);
+          if constexpr (C) {
+            eb[k] = zk;
+            z[k] = d * zk * (1 - zk);
+            xn[k] = (1 - zk) * (1 - nk * nk);
+          }
         }
         break;
       case UNTIED:
@@ -93,31 +96,37 @@ void mix(s* p, const s* h, const s* nb, s* hout, s* e, int64_t b0, int64_t b1, i
         for (int64_t k = 0; k < H; ++k) {
           const s zk = z[k], ik = ig[k], nk = n[k], hk = hb[k];
           o[k] = zk * hk + ik * nk;
-          eb[k] = zk;
-          z[k] = hk * zk * (1 - zk);
-          ig[k] = nk * ik * (1 - ik);
-          xn[k] = ik * (1 - nk * nk);
+          if constexpr (C) {
+            eb[k] = zk;
+            z[k] = hk * zk * (1 - zk);
+            ig[k] = nk * ik * (1 - ik);
+            xn[k] = ik * (1 - nk * nk);
+          }
         }
         break;
       case MINIMAL:  // f is the reset too: its coefficient takes both paths
         #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
-          const s fk = g0[k], nk = n[k], d = nk - hb[k], cn = fk * (1 - nk * nk);
+          const s fk = g0[k], nk = n[k], d = nk - hb[k];
           o[k] = hb[k] + fk * d;
-          eb[k] = 1 - fk;
-          g0[k] = (d + cn * slot[k]) * fk * (1 - fk);
-          slot[k] = cn * fk;
-          xn[k] = cn;
+          if constexpr (C) {
+            const s cn = fk * (1 - nk * nk);
+            eb[k] = 1 - fk;
+            g0[k] = (d + cn * slot[k]) * fk * (1 - fk);
+            slot[k] = cn * fk;
+            xn[k] = cn;
+          }
         }
         continue;
       case REPLACE:
         #pragma omp simd
         for (int64_t k = 0; k < H; ++k) {
           o[k] = n[k];
-          xn[k] = 1 - n[k] * n[k];
+          if constexpr (C) xn[k] = 1 - n[k] * n[k];
         }
         break;
     }
+    if constexpr (!C) continue;
     if (has_r) {  // r's coefficient reads hn before the slot becomes C_slot
       #pragma omp simd
       for (int64_t k = 0; k < H; ++k) {
@@ -166,9 +175,9 @@ void back_step(const s* c, const s* D, const s* e, const s* dn, s* dp, s* direct
 }  // namespace
 
 // p (T, B, W) after the projection, hs (T + 1, B, H) with hs[0] = h_0, e (T, B, H) (empty for
-// replace), w_t (H, W - H) the hidden weights transposed, gates then n (copied contiguous: MKL is
-// faster on it). Writes hs[1..T], C into p and E into e.
-void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t kind, bool has_r) {
+// replace, or without grad), w_t (H, W - H) the hidden weights transposed, gates then n (copied
+// contiguous: MKL is faster on it). Writes hs[1..T] and, with grad, C into p and E into e.
+void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t kind, bool has_r, bool grad) {
   at::NoGradGuard no_grad;
   const int64_t T = p.size(0), B = p.size(1), W = p.size(2), H = hs.size(2);
   const auto Hs = hs.unbind(0);
@@ -183,8 +192,12 @@ void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t 
       at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) { gates_pre_n(pt, hwp, np, b0, b1, H, W, has_r); });
       n.tanh_();
       at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
-        mix(pt, hp + t * B * H, np, hp + (t + 1) * B * H, ep ? ep + t * B * H : nullptr, b0, b1, H, W,
-            static_cast<Mix>(kind), has_r);
+        scalar_t *h = hp + t * B * H, *e_t = ep ? ep + t * B * H : nullptr;
+        if (grad) {
+          mix<scalar_t, true>(pt, h, np, h + B * H, e_t, b0, b1, H, W, static_cast<Mix>(kind), has_r);
+        } else {
+          mix<scalar_t, false>(pt, h, np, h + B * H, e_t, b0, b1, H, W, static_cast<Mix>(kind), has_r);
+        }
       });
     }
   });

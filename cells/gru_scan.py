@@ -61,10 +61,11 @@ def _steps(a: torch.Tensor | None):
 
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace, grad: bool):
         """x (T, B, I); the layer's parameters, blocks in spec.blocks' order (biases None or both);
         h0 (B, H) -> h_1 .. h_T (T, B, H). The buffers only this Function reads (p, n, r ⊙ h, the
-        backward's) come from the layer's `space`."""
+        backward's) come from the layer's `space`. grad: whether autograd records the call (the
+        compiled loops skip the backward's coefficients without it)."""
         T, B, _ = x.shape
         H = h0.shape[-1]
         w_proj, w_hh = _assemble(spec, w_ih, w_hh, b_ih, b_hh, H)
@@ -77,10 +78,10 @@ class GRUScan(torch.autograd.Function):
         hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
         hs[0] = h0
         ctx.spec, ctx.space, ctx.has_bias = spec, space, b_ih is not None
-        ctx.native = _native(spec, x)
+        ctx.native = compiled(spec.reset_after, x)
         if ctx.native:  # p becomes the backward's coefficients, e its direct path's
-            e = space.empty("e", (T, B, H), x) if spec.mix != "replace" else x.new_empty(0)
-            ctx.native.forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None)
+            e = space.empty("e", (T, B, H), x) if grad and spec.mix != "replace" else x.new_empty(0)
+            ctx.native.forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, grad)
             ctx.save_for_backward(x2, w_proj, p, hs, e, w_hh)
             return hs[1:]
         ns = space.empty("n", (T, B, H), x)
@@ -223,7 +224,7 @@ def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
         for b, c in cols.items():
             db_ih[rows[b]] = db[c]
             db_hh[rows[b]] = db[-H:] if b == "n" and spec.reset_after else db[c]
-    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None
+    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None
 
 
 def _rows(spec: Spec, H: int) -> dict[str, slice]:
@@ -231,9 +232,9 @@ def _rows(spec: Spec, H: int) -> dict[str, slice]:
     return {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
 
 
-def _native(spec: Spec, x: torch.Tensor):
+def compiled(reset_after: bool, x: torch.Tensor):
     """The compiled loops (cells/native.py) where they serve: reset after, a CPU, float32/64."""
-    if spec.reset_after and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+    if reset_after and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         return native.module()
     return None
 

@@ -76,6 +76,23 @@ def test_float32_equals_the_torch_loops(case, monkeypatch):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+@pytest.mark.parametrize("case", AFTER, ids=ids)
+def test_without_autograd_they_run_and_equal_the_steps(case, monkeypatch):
+    """No grad: the compiled forward alone (no backward coefficients), faster than the steps."""
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    counting = Counting(native.module())
+    monkeypatch.setattr(native, "_module", counting)
+    cell = cells.GRU(3, 5, 2, dtype=torch.float64, **case[1])
+    x, h0 = torch.randn(7, 2, 3, dtype=torch.float64), torch.randn(2, 2, 5, dtype=torch.float64)
+    with torch.no_grad():
+        out, hn = cell(x, h0)
+        with cell.trace():
+            want, want_hn = cell(x, h0)
+    assert counting.calls == ["forward", "forward"]  # one per layer
+    assert torch.allclose(out, want, atol=1e-12) and torch.allclose(hn, want_hn, atol=1e-12)
+
+
 def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
     def fail():
         raise RuntimeError("Error building extension 'rnnbench_gru': c++: not found")
