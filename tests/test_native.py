@@ -76,6 +76,26 @@ def test_float32_equals_the_torch_loops(case, monkeypatch):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
+def test_rows_split_between_threads_give_what_one_thread_gives():
+    """A batch large enough for at::parallel_for to split it (each task a range of rows)."""
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    cell = cells.GRU(3, 16, tied_gates=False)
+    x = torch.randn(4, 1500, 3)
+    before, got = torch.get_num_threads(), []
+    try:
+        for threads in (1, 2):
+            torch.set_num_threads(threads)
+            out, _ = cell(x)
+            out.sin().sum().backward()
+            got.append([out.detach(), *(p.grad for p in cell.parameters())])
+            cell.zero_grad(set_to_none=True)
+    finally:
+        torch.set_num_threads(before)
+    for a, b in zip(*got, strict=True):  # matmuls may split their sums differently
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("case", AFTER, ids=ids)
 def test_without_autograd_they_run_and_equal_the_steps(case, monkeypatch):
     """No grad: the compiled forward alone (no backward coefficients), faster than the steps."""
