@@ -23,8 +23,6 @@
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/vec.h>
 
-#include <vector>
-
 namespace {
 
 enum Mix : int64_t { TIED = 0, UNTIED = 1, MINIMAL = 2, REPLACE = 3 };

@@ -3,7 +3,7 @@ builder and cached (in $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensio
 
 Where they cannot be built (no C++ compiler, another platform's quirks), the GRU runs its torch
 loops (gru_scan.py): the same function, slower on a CPU; one warning says so. RNNBENCH_NATIVE=0
-turns them off. Every throughput record says whether they ran (`native`).
+turns them off. Every record says whether they were in use (`native`).
 """
 import os
 import sysconfig
@@ -48,17 +48,10 @@ def module():
         except Exception as e:  # noqa: BLE001: any failure means the torch loops serve
             _module = False
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            warnings.warn(f"rnnbench: the GRU's compiled loops could not be built ({first}); GRU cells "
-                          "run their torch loops (same results, slower on a CPU). `python -m cells.native` "
+            warnings.warn(f"rnnbench: the GRU's compiled loops could not be built ({first}); GRU cells run "
+                          "their torch loops (the same function, slower on a CPU). `python -m cells.native` "
                           "shows the build", stacklevel=3)
     return _module or None
-
-
-def set_enabled(on: bool) -> bool:
-    """Use the compiled loops where they apply (on=True) or never; returns the previous setting."""
-    global _enabled
-    before, _enabled = _enabled, on
-    return before
 
 
 def active() -> bool:

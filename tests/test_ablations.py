@@ -172,7 +172,6 @@ def test_without_forget_and_input_gates_c_accumulates_g():
 SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]
 
 
-
 def scan_case(case, chunked, compiled):
     label = f"{ids(case)}-{'chunked' if chunked else 'whole'}" + ("" if compiled else "-torch_loops")
     return pytest.param(case, chunked, compiled, id=label)

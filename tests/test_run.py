@@ -14,6 +14,7 @@ from hydra import compose, initialize_config_dir
 
 from bench import measure, results, run
 from bench.results import load_tables
+from cells import native
 
 ROOT = Path(__file__).resolve().parents[1]
 SHRINK = ["experiment=smoke", "train.steps=4", "train.eval_every=2", "train.n_test=32", "train.probe_size=4",
@@ -64,6 +65,7 @@ def test_a_run_prints_its_summary_and_its_rows_load(cli):
         assert flag in runs.columns
     assert {"threads", "dtype", "torch_version", "cpu", "git_commit", "wall_time", "config.train.lr",
             "task_version", "train_tokens_per_s"} <= set(runs.columns)
+    assert r.native == native.active()  # the GRU's compiled loops ran where they are built
     assert list(metrics.columns[:5]) == ["run_id", "step", "split", "metric", "value"]
     kinds = set(metrics.metric)
     assert {"loss", "accuracy", "seq_accuracy", "grad_norm", "grad_norm_block", "gate_mean", "gate_saturated",
