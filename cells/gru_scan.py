@@ -71,9 +71,11 @@ class GRUScan(torch.autograd.Function):
         w_proj, w_hh = _assemble(spec, w_ih, w_hh, b_ih, b_hh, H)
         nG, W = w_hh.shape[0] - H, w_proj.shape[0]
         x2, p = x.reshape(T * B, -1), space.empty("p", (T * B, W), x)
-        if b_ih is not None:  # a column of ones: the matmul adds the bias (no copy of it into all
-            x2 = torch.cat([x2, x2.new_ones(T * B, 1)], 1)  # of p first), and the backward's
-        torch.mm(x2, w_proj.t(), out=p)  # gives its gradient (no sum)
+        # a column of ones against w_proj's bias column: the matmul adds the bias (no copy of it
+        # into all of p first), and the backward's matmul gives its gradient (no sum)
+        if b_ih is not None:
+            x2 = torch.cat([x2, x2.new_ones(T * B, 1)], 1)
+        torch.mm(x2, w_proj.t(), out=p)
         p = p.view(T, B, W)
         hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
         hs[0] = h0
