@@ -34,7 +34,7 @@ class Verdict:
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with their family (rnn, lstm, gru), variant ('' for the standard cell, else its flags
     that differ from the defaults), whether param_match resized them, whether they trained (not
-    mode=throughput) and their skill."""
+    mode=throughput), their skill, and whether the GRU's loops were compiled (native)."""
     missing = [c for c in NEEDED if c not in runs]  # an empty table has the contract columns only
     runs = runs.reindex(columns=[*runs.columns, *missing])
     runs["training"] = runs["mode"].fillna("train") != "throughput"
@@ -43,7 +43,7 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     match = runs["config.param_match"]
     runs["sized"] = match.notna() & (match != runs.family)
     runs["skill"] = stats.skill(runs) if len(runs) else pd.Series(dtype=float)
-    return runs
+    return costs.with_native(runs)
 
 
 def variant(row: dict, family: str) -> str:
@@ -238,16 +238,18 @@ def s5(runs, tables):
     parts = []
     tp = tables["throughput"]
     tp = tp[tp["pass"] == "forward_backward"].merge(
-        runs[["run_id", "family", "variant", "sized", "seed", "cell"]], on="run_id")
+        runs[["run_id", "family", "variant", "sized", "seed", "cell", "native"]], on="run_id")
     tp = tp[standard(tp)]
-    keys = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "seed"]
+    keys = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size",
+            "seed"]
     tp = tp.assign(time=costs.per_ref(tp).fillna(tp.seconds))
     wide = tp.pivot_table(index=keys, columns="family", values="time").reset_index()
     if {"gru", "lstm"} <= set(wide.columns):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):
             est = stats.bootstrap(np.log(g.lstm / g.gru))
-            label = f"{key[0]} {key[1]} {key[2]}, T={key[4]} B={key[5]} I={key[6]} H={key[7]}: gru / lstm time"
+            impl = key[0] + (" (the GRU's loops compiled)" if key[1] and key[0] == "loop" else "")
+            label = f"{impl} {key[2]} {key[3]}, T={key[5]} B={key[6]} I={key[7]} H={key[8]}: gru / lstm time"
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
     train = runs[runs.training & runs.solved_threshold.notna()].assign(
         to_solve=lambda r: r.steps_to_solve.astype(float).fillna(r["config.train.steps"].astype(float)))

@@ -8,7 +8,13 @@ import pandas as pd
 
 from .results import load_tables
 
-KEYS = ["impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+KEYS = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+
+
+def with_native(runs: pd.DataFrame) -> pd.DataFrame:
+    """runs with `native` (the GRU's compiled CPU loops were in use) on every row: records from
+    before that column had no compiled loops."""
+    return runs.assign(native=runs["native"].fillna(False).astype(bool) if "native" in runs else False)
 
 
 def per_ref(throughput: pd.DataFrame) -> pd.Series:
@@ -21,7 +27,8 @@ def gru_vs_lstm(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster). `tables` as
     load_tables returns them. Each run's time counts relative to the yardstick timed in its
     own rounds (ref_seconds) where it has one, so that drift between runs cancels."""
-    tp = tables["throughput"].merge(tables["runs"][["run_id", "cell", "n_params"]], on="run_id")
+    tp = tables["throughput"].merge(with_native(tables["runs"])[["run_id", "cell", "n_params", "native"]],
+                                    on="run_id")
     tp = tp[tp.cell.isin(["gru", "lstm"])].assign(relative=per_ref)
     if tp.cell.nunique() < 2:
         return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])

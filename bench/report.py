@@ -79,9 +79,8 @@ def solving(runs) -> pd.DataFrame:
 
 def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Median tokens/s per cell, implementation, device and size; and GRU / LSTM ratios."""
-    runs = tables["runs"]
-    tp = tables["throughput"].merge(runs[["run_id", "cell"]], on="run_id")
-    keys = ["cell", "impl", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+    tp = tables["throughput"].merge(costs.with_native(tables["runs"])[["run_id", "cell", "native"]], on="run_id")
+    keys = ["cell", *costs.KEYS]
     tp = tp.assign(per_ref=costs.per_ref)
     per_cell = tp.groupby(keys).agg(tokens_per_s=("tokens_per_s", "median"), ms=("seconds", "median"),
                                     per_ref=("per_ref", "median"), seeds=("run_id", "nunique")).reset_index()
