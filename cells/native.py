@@ -5,36 +5,70 @@ Where they cannot be built (no C++ compiler, another platform's quirks), the GRU
 loops (gru_scan.py): the same function, slower on a CPU; one warning says so. RNNBENCH_NATIVE=0
 turns them off. Every record says whether they were in use (`native`).
 """
+import hashlib
+import importlib.util
 import os
+import sys
 import sysconfig
+import time
 import warnings
 from pathlib import Path
 
 import torch
 
 SOURCE = Path(__file__).with_name("gru_native.cpp")
-# Vector flags for the CPU torch itself found, and ATen's vector types for it (the build is cached
-# under a name that says which, so that a cache shared between machines never hands one the
-# other's instructions). Elsewhere (ARM, older x86) ATen's types fall back to their generic code.
+# Vector flags for the CPU torch itself found, and ATen's vector types for it. Elsewhere (ARM,
+# older x86) ATen's types fall back to their generic code.
 ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma",
                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
               "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]}
+STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
 _module = None  # the built module, False once a build failed
 _enabled = os.environ.get("RNNBENCH_NATIVE", "1") != "0"
 
 
 def _build(verbose: bool = False):
+    """The module, from the cache where a finished build of this source, these flags, this torch
+    and this Python is there (its folder is named by their hash, so that a cache shared between
+    machines or kept across upgrades never hands over another's build); else built there."""
     from torch.utils import cpp_extension
 
     cap = torch.backends.cpu.get_cpu_capability()
+    # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
+    flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
+    key = SOURCE.read_bytes() + repr((flags, torch.__version__, sys.version)).encode()
+    name = f"rnnbench_gru_{hashlib.sha256(key).hexdigest()[:16]}"
+    folder = Path(cpp_extension.get_default_build_root(), name)
+    ready = folder / "ready"  # names the finished library; written last, atomically
+    if ready.exists() and not verbose:  # no call into the builder: it locks the folder on every load
+        spec = importlib.util.spec_from_file_location(name, folder / ready.read_text())
+        built = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(built)
+        return built
     # pip's ninja lands next to the interpreter, which need not be on PATH (make calls .venv/bin/python)
     scripts = sysconfig.get_path("scripts")
     if scripts not in os.environ.get("PATH", "").split(os.pathsep):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
-    name = f"rnnbench_gru_{cap.lower().replace(' ', '_')}"
-    # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
-    flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
-    return cpp_extension.load(name, [str(SOURCE)], extra_cflags=flags, verbose=verbose)
+    folder.mkdir(parents=True, exist_ok=True)
+    _wait_for_lock(folder / "lock")
+    built = cpp_extension.load(name, [str(SOURCE)], extra_cflags=flags, build_directory=str(folder), verbose=verbose)
+    tmp = folder / f"ready.{os.getpid()}"
+    tmp.write_text(Path(built.__file__).name)
+    tmp.replace(ready)
+    return built
+
+
+def _wait_for_lock(lock: Path) -> None:
+    """Wait while another process builds; remove a lock older than STALE_S. torch's builder
+    waits, with no end, while the lock it takes around a build exists: one left by a process
+    killed mid-build would hang every later one."""
+    while lock.exists():
+        try:
+            if time.time() - lock.stat().st_mtime > STALE_S:
+                lock.unlink()
+        except FileNotFoundError:  # released meanwhile
+            pass
+        time.sleep(0.5)
 
 
 def module():

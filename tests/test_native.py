@@ -7,6 +7,8 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import threading
+import time
 import warnings
 from pathlib import Path
 
@@ -133,6 +135,33 @@ def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
     with cell.trace():  # the step loop
         steps, _ = cell(x)
     assert torch.allclose(out, steps, atol=1e-12) and torch.equal(out, again)
+
+
+def test_a_finished_build_loads_without_the_builder(monkeypatch):
+    """torch's builder locks the build folder on every load; a finished build is imported as is."""
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    from torch.utils import cpp_extension
+
+    def no_builder(*args, **kwargs):
+        raise AssertionError("the builder was called for a finished build")
+
+    monkeypatch.setattr(cpp_extension, "load", no_builder)
+    assert hasattr(native._build(), "backward")
+
+
+def test_a_lock_left_by_a_killed_build_is_removed_and_a_live_one_waited_for(tmp_path):
+    stale = tmp_path / "stale"
+    stale.touch()
+    os.utime(stale, (time.time() - native.STALE_S - 1,) * 2)
+    native._wait_for_lock(stale)
+    assert not stale.exists()
+    live = tmp_path / "live"
+    live.touch()
+    threading.Timer(0.3, live.unlink).start()  # the building process releases it
+    start = time.time()
+    native._wait_for_lock(live)
+    assert time.time() - start >= 0.3
 
 
 def test_rnnbench_native_0_turns_them_off():
