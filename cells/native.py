@@ -38,7 +38,7 @@ def _build(verbose: bool = False):
     flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
     key = SOURCE.read_bytes() + repr((flags, torch.__version__, sys.version)).encode()
     name = f"rnnbench_gru_{hashlib.sha256(key).hexdigest()[:16]}"
-    folder = Path(cpp_extension.get_default_build_root(), name)
+    folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root(), name)
     ready = folder / "ready"  # names the finished library; written last, atomically
     if ready.exists() and not verbose:  # no call into the builder: it locks the folder on every load
         spec = importlib.util.spec_from_file_location(name, folder / ready.read_text())
