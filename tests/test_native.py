@@ -30,6 +30,14 @@ def test_they_build_where_there_is_a_compiler():
     assert native.active()
 
 
+@pytest.fixture
+def built():
+    """The built module; skips where the compiled loops could not be built."""
+    if not native.active():
+        pytest.skip("the compiled loops could not be built here")
+    return native.module()
+
+
 class Counting:
     """Stands in for the built module: counts the calls it passes on."""
 
@@ -49,10 +57,8 @@ class Counting:
     ({}, torch.float32, True), ({"tied_gates": False}, torch.float64, True),
     ({"reset_after": False}, torch.float32, False), ({}, torch.bfloat16, False),
 ])
-def test_they_run_for_reset_after_on_a_cpu_in_float32_and_64(flags, dtype, taken, monkeypatch):
-    if not native.active():
-        pytest.skip("the compiled loops could not be built here")
-    counting = Counting(native.module())
+def test_they_run_for_reset_after_on_a_cpu_in_float32_and_64(flags, dtype, taken, monkeypatch, built):
+    counting = Counting(built)
     monkeypatch.setattr(native, "_module", counting)
     cell = cells.GRU(3, 4, dtype=dtype, **flags)
     out, _ = cell(torch.randn(5, 2, 3, dtype=dtype))
@@ -61,10 +67,8 @@ def test_they_run_for_reset_after_on_a_cpu_in_float32_and_64(flags, dtype, taken
 
 
 @pytest.mark.parametrize("case", AFTER, ids=ids)
-def test_float32_equals_the_torch_loops(case, monkeypatch):
+def test_float32_equals_the_torch_loops(case, monkeypatch, built):
     """At a size where every vector loop has a remainder (H = 37), two layers, an initial state."""
-    if not native.active():
-        pytest.skip("the compiled loops could not be built here")
     cell = cells.GRU(5, 37, 2, **case[1])
     x, h0 = torch.randn(30, 8, 5, requires_grad=True), torch.randn(2, 8, 37, requires_grad=True)
 
@@ -82,10 +86,8 @@ def test_float32_equals_the_torch_loops(case, monkeypatch):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-def test_rows_split_between_threads_give_what_one_thread_gives():
+def test_rows_split_between_threads_give_what_one_thread_gives(built):
     """A batch large enough for at::parallel_for to split it (each task a range of rows)."""
-    if not native.active():
-        pytest.skip("the compiled loops could not be built here")
     cell = cells.GRU(3, 16, tied_gates=False)
     x = torch.randn(4, 1500, 3)
     before, got = torch.get_num_threads(), []
@@ -103,11 +105,9 @@ def test_rows_split_between_threads_give_what_one_thread_gives():
 
 
 @pytest.mark.parametrize("case", AFTER, ids=ids)
-def test_without_autograd_they_run_and_equal_the_steps(case, monkeypatch):
+def test_without_autograd_they_run_and_equal_the_steps(case, monkeypatch, built):
     """No grad: the compiled forward alone (no backward coefficients), faster than the steps."""
-    if not native.active():
-        pytest.skip("the compiled loops could not be built here")
-    counting = Counting(native.module())
+    counting = Counting(built)
     monkeypatch.setattr(native, "_module", counting)
     cell = cells.GRU(3, 5, 2, dtype=torch.float64, **case[1])
     x, h0 = torch.randn(7, 2, 3, dtype=torch.float64), torch.randn(2, 2, 5, dtype=torch.float64)
@@ -137,10 +137,8 @@ def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
     assert torch.allclose(out, steps, atol=1e-12) and torch.equal(out, again)
 
 
-def test_a_finished_build_loads_without_the_builder(monkeypatch):
+def test_a_finished_build_loads_without_the_builder(monkeypatch, built):
     """torch's builder locks the build folder on every load; a finished build is imported as is."""
-    if not native.active():
-        pytest.skip("the compiled loops could not be built here")
     from torch.utils import cpp_extension
 
     def no_builder(*args, **kwargs):
