@@ -241,7 +241,7 @@ def fingerprint(backend: Backend) -> dict:
         "cpu": cpu_model(),
         "torch_version": torch.__version__,
         "onednn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
-        "native": backend.device == "cpu" and cells.native.active(),  # the GRU's compiled loops
+        "native": cells.native.in_use() if backend.device == "cpu" else "",  # the cells whose loops ran compiled
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "git_commit": git_commit(),
     }

@@ -34,7 +34,7 @@ class Verdict:
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with their family (rnn, lstm, gru), variant ('' for the standard cell, else its flags
     that differ from the defaults), whether param_match resized them, whether they trained (not
-    mode=throughput), their skill, and whether the GRU's loops were compiled (native)."""
+    mode=throughput), their skill, and the cells whose loops ran compiled (native)."""
     missing = [c for c in NEEDED if c not in runs]  # an empty table has the contract columns only
     runs = runs.reindex(columns=[*runs.columns, *missing])
     runs["training"] = runs["mode"].fillna("train") != "throughput"
@@ -248,7 +248,7 @@ def s5(runs, tables):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):
             est = stats.bootstrap(np.log(g.lstm / g.gru))
-            impl = key[0] + (" (the GRU's loops compiled)" if key[1] and key[0] == "loop" else "")
+            impl = key[0] + (f" (compiled: {key[1].replace(',', ', ')})" if key[1] and key[0] == "loop" else "")
             label = f"{impl} {key[2]} {key[3]}, T={key[5]} B={key[6]} I={key[7]} H={key[8]}: gru / lstm time"
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
     train = runs[runs.training & runs.solved_threshold.notna()].assign(

@@ -4,6 +4,7 @@ ratios of their parameters and multiply-adds (0.75 each at equal sizes). `python
 RESULTS_DIR` prints it."""
 import argparse
 
+import numpy as np
 import pandas as pd
 
 from .results import load_tables
@@ -11,10 +12,17 @@ from .results import load_tables
 KEYS = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
 
 
+# `native` as records before the LSTM's compiled loops wrote it: a bool, True for the GRU's
+LEGACY_NATIVE = {True: "gru", False: ""}
+
+
 def with_native(runs: pd.DataFrame) -> pd.DataFrame:
-    """runs with `native` (the GRU's compiled CPU loops were in use) on every row: records from
-    before that column had no compiled loops."""
-    return runs.assign(native=runs["native"].fillna(False).astype(bool) if "native" in runs else False)
+    """runs with `native` on every row: the cells whose CPU loops ran compiled, '' for none (and
+    for records from before the column); older records' bools read as LEGACY_NATIVE says."""
+    if "native" not in runs:
+        return runs.assign(native="")
+    return runs.assign(native=[LEGACY_NATIVE[bool(v)] if isinstance(v, (bool, np.bool_)) else "" if pd.isna(v)
+                               else str(v) for v in runs["native"]])
 
 
 def per_ref(throughput: pd.DataFrame) -> pd.Series:

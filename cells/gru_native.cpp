@@ -19,21 +19,18 @@
 //     C_g = a_g σ'(g), a_g = ∂h'/∂g:  tied z: h - n;  untied z: h, i: n;
 //                                    r: C_xn ⊙ hn;  minimal f: n - h + C_xn ⊙ hn
 //     E = ∂h'/∂h (direct):  tied z, untied z, minimal 1 - f, replace 0 (none)
-#include <torch/extension.h>
-#include <ATen/Parallel.h>
-#include <ATen/cpu/vec/vec.h>
+#include "native.h"
 
 namespace {
 
-enum Mix : int64_t { TIED = 0, UNTIED = 1, MINIMAL = 2, REPLACE = 3 };
+using rnnbench::grain;
 
-int64_t grain(int64_t W) { return std::max<int64_t>(1, 32768 / W); }  // batch rows per task
+enum Mix : int64_t { TIED = 0, UNTIED = 1, MINIMAL = 2, REPLACE = 3 };
 
 // Rows [b0, b1) of p_t after the hidden matmul hw (B, W - H) = h W^T, gates then n:
 // gates = σ(p_g + hw_g), the slot's hn = p_slot + hw_n, and n's pre-activation xn + r ⊙ hn into nb.
 template <typename s>
 void gates_pre_n(s* p, const s* hw, s* nb, int64_t b0, int64_t b1, int64_t H, int64_t W, bool has_r) {
-  using V = at::vec::Vectorized<s>;
   const int64_t G = W - 2 * H;  // gate columns
   for (int64_t b = b0; b < b1; ++b) {
     s* __restrict__ xn = p + b * W;
@@ -42,20 +39,15 @@ void gates_pre_n(s* p, const s* hw, s* nb, int64_t b0, int64_t b1, int64_t H, in
     const s* __restrict__ hg = hw + b * (W - H);
     const s* __restrict__ hh = hg + G;
     s* __restrict__ o = nb + b * H;
-    int64_t k = 0;
-    for (; k + V::size() <= G; k += V::size()) {
-      const V a = V::loadu(g + k) + V::loadu(hg + k);
-      (V(1) / (V(1) + a.neg().exp())).store(g + k);
-    }
-    for (; k < G; ++k) g[k] = s(1) / (s(1) + std::exp(-(g[k] + hg[k])));
+    rnnbench::sigmoid(g, g, hg, G);
     #pragma omp simd
-    for (k = 0; k < H; ++k) hn[k] += hh[k];
+    for (int64_t k = 0; k < H; ++k) hn[k] += hh[k];
     if (has_r) {
       #pragma omp simd
-      for (k = 0; k < H; ++k) o[k] = xn[k] + g[k] * hn[k];
+      for (int64_t k = 0; k < H; ++k) o[k] = xn[k] + g[k] * hn[k];
     } else {
       #pragma omp simd
-      for (k = 0; k < H; ++k) o[k] = xn[k] + hn[k];
+      for (int64_t k = 0; k < H; ++k) o[k] = xn[k] + hn[k];
     }
   }
 }
@@ -175,7 +167,7 @@ void back_step(const s* c, const s* D, const s* e, const s* dn, s* dp, s* direct
 // p (T, B, W) after the projection, hs (T + 1, B, H) with hs[0] = h_0, e (T, B, H) (empty for
 // replace, or without grad), w_t (H, W - H) the hidden weights transposed, gates then n (copied
 // contiguous: MKL is faster on it). Writes hs[1..T] and, with grad, C into p and E into e.
-void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t kind, bool has_r, bool grad) {
+void gru_forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t kind, bool has_r, bool grad) {
   at::NoGradGuard no_grad;
   const int64_t T = p.size(0), B = p.size(1), W = p.size(2), H = hs.size(2);
   const auto Hs = hs.unbind(0);
@@ -206,8 +198,8 @@ void forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor w_t, int64_t 
 // dw_proj_t (I', W), writes dx (T B, I) unless it is empty (w_proj_x (W, I): the projection's
 // weights without the bias column). As gru_scan.py's backward: every K steps the buffer turns
 // into its share of the weight gradients. Returns ∂L/∂h_0.
-at::Tensor backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor hs, at::Tensor w, at::Tensor dp,
-                    at::Tensor x2, at::Tensor dw_hh_t, at::Tensor dw_proj_t, at::Tensor dx, at::Tensor w_proj_x) {
+at::Tensor gru_backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor hs, at::Tensor w, at::Tensor dp,
+                        at::Tensor x2, at::Tensor dw_hh_t, at::Tensor dw_proj_t, at::Tensor dx, at::Tensor w_proj_x) {
   at::NoGradGuard no_grad;
   const int64_t T = dout.size(0), B = dout.size(1), H = dout.size(2), W = p.size(2), K = dp.size(0);
   at::Tensor Ds = at::empty({2, B, H}, dout.options()), direct = at::empty({B, H}, dout.options());
@@ -241,9 +233,4 @@ at::Tensor backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor hs, 
     }
   });
   return D[cur].clone();
-}
-
-PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
-  m.def("forward", &forward);
-  m.def("backward", &backward);
 }

@@ -34,8 +34,9 @@ tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), wri
 sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
 # The backward's buffer of ∂L/∂p, per device type: on a CPU a few steps, 4 MB (of 1, 2, 4, 16 MB
 # the fastest, 3-5% faster than 1 MB; T=100 B=64 H=256, GRU and untied GRU, compiled and torch
-# loops); elsewhere (not named) all T steps: on an H200 one buffer took 0.69-1.02x the time of
-# 1 MB ones (forward+backward, T=100, H=64 to 1024, B=16 to 256; 0.9 typical).
+# loops; the LSTM's compiled loops use it too: 1 to 8 MB within 1%, all T steps 3% slower);
+# elsewhere (not named) all T steps: on an H200 one buffer took 0.69-1.02x the time of 1 MB ones
+# (forward+backward, T=100, H=64 to 1024, B=16 to 256; 0.9 typical).
 CHUNK_BYTES = {"cpu": 4 << 20}
 
 
@@ -83,7 +84,7 @@ class GRUScan(torch.autograd.Function):
         ctx.native = compiled(spec.reset_after, x)
         if ctx.native:  # p becomes the backward's coefficients, e its direct path's
             e = space.empty("e", (T, B, H), x) if grad and spec.mix != "replace" else x.new_empty(0)
-            ctx.native.forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, grad)
+            ctx.native.gru_forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, grad)
             ctx.save_for_backward(x2, w_proj, p, hs, e, w_hh)
             return hs[1:]
         ns = space.empty("n", (T, B, H), x)
@@ -131,8 +132,8 @@ class GRUScan(torch.autograd.Function):
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, w_hh.shape[0]), w_proj.new_zeros(w_proj.shape[1], W)
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
         if ctx.native:
-            D = ctx.native.backward(dout.contiguous(), p, ctx.saved_tensors[4], hs, w_hh, dp, x2, dw_hh_t,
-                                    dw_proj_t, dout.new_empty(0) if dx is None else dx.view(T * B, I), w_proj[:, :I])
+            D = ctx.native.gru_backward(dout.contiguous(), p, ctx.saved_tensors[4], hs, w_hh, dp, x2, dw_hh_t,
+                                        dw_proj_t, dout.new_empty(0) if dx is None else dx.view(T * B, I), w_proj[:, :I])
             return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
         ns, rh = ctx.saved_tensors[4:6]
         w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]
@@ -236,9 +237,7 @@ def _rows(spec: Spec, H: int) -> dict[str, slice]:
 
 def compiled(reset_after: bool, x: torch.Tensor):
     """The compiled loops (cells/native.py) where they serve: reset after, a CPU, float32/64."""
-    if reset_after and x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-        return native.module()
-    return None
+    return native.loops(x) if reset_after else None
 
 
 def _columns(spec: Spec, H: int) -> dict[str, slice]:

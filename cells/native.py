@@ -1,9 +1,10 @@
-"""The GRU's compiled time loops (gru_native.cpp), built on first use with torch's C++ extension
-builder and cached (in $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
+"""The LSTM's and the GRU's compiled CPU time loops (lstm_native.cpp, gru_native.cpp; bound in
+native.cpp), built on first use with torch's C++ extension builder and cached (in
+$TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
 
-Where they cannot be built (no C++ compiler, another platform's quirks), the GRU runs its torch
-loops (gru_scan.py): the same function, slower on a CPU; one warning says so. RNNBENCH_NATIVE=0
-turns them off. Every record says whether they were in use (`native`).
+Where they cannot be built (no C++ compiler, another platform's quirks), the cells run their torch
+loops (lstm_scan.py, gru_scan.py): the same functions, slower on a CPU; one warning says so.
+RNNBENCH_NATIVE=0 turns them off. Every record says whether they were in use (`native`).
 """
 import hashlib
 import importlib.util
@@ -16,13 +17,16 @@ from pathlib import Path
 
 import torch
 
-SOURCE = Path(__file__).with_name("gru_native.cpp")
+HERE = Path(__file__).parent
+SOURCES = [HERE / "native.cpp", HERE / "lstm_native.cpp", HERE / "gru_native.cpp"]
+HEADER = HERE / "native.h"
 # Vector flags for the CPU torch itself found, and ATen's vector types for it. Elsewhere (ARM,
 # older x86) ATen's types fall back to their generic code.
 ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma",
                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
               "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]}
 STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
+CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed
 _enabled = os.environ.get("RNNBENCH_NATIVE", "1") != "0"
 
@@ -36,8 +40,8 @@ def _build(verbose: bool = False):
     cap = torch.backends.cpu.get_cpu_capability()
     # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
     flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
-    key = SOURCE.read_bytes() + repr((flags, torch.__version__, sys.version)).encode()
-    name = f"rnnbench_gru_{hashlib.sha256(key).hexdigest()[:16]}"
+    key = b"".join(f.read_bytes() for f in (*SOURCES, HEADER)) + repr((flags, torch.__version__, sys.version)).encode()
+    name = f"rnnbench_native_{hashlib.sha256(key).hexdigest()[:16]}"
     folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root(), name)
     ready = folder / "ready"  # names the finished library; written last, atomically
     if ready.exists() and not verbose:  # no call into the builder: it locks the folder on every load
@@ -51,7 +55,7 @@ def _build(verbose: bool = False):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     folder.mkdir(parents=True, exist_ok=True)
     _wait_for_lock(folder / "lock")
-    built = cpp_extension.load(name, [str(SOURCE)], extra_cflags=flags, build_directory=str(folder), verbose=verbose)
+    built = cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(folder), verbose=verbose)
     tmp = folder / f"ready.{os.getpid()}"
     tmp.write_text(Path(built.__file__).name)
     tmp.replace(ready)
@@ -82,20 +86,32 @@ def module():
         except Exception as e:  # noqa: BLE001: any failure means the torch loops serve
             _module = False
             first = (str(e).strip().splitlines() or [type(e).__name__])[0][:160]
-            warnings.warn(f"rnnbench: the GRU's compiled loops could not be built ({first}); GRU cells run "
-                          "their torch loops (the same function, slower on a CPU). `python -m cells.native` "
+            warnings.warn(f"rnnbench: the compiled loops could not be built ({first}); LSTM and GRU cells run "
+                          "their torch loops (the same functions, slower on a CPU). `python -m cells.native` "
                           "shows the build", stacklevel=3)
     return _module or None
 
 
 def active() -> bool:
-    """Whether a CPU GRU call would run the compiled loops now (builds them if needed)."""
+    """Whether LSTM and GRU calls on a CPU would run the compiled loops now (builds them if needed)."""
     return module() is not None
+
+
+def in_use() -> str:
+    """A record's `native`: the cells whose CPU loops run compiled ('' for none)."""
+    return CELLS if active() else ""
+
+
+def loops(x: torch.Tensor):
+    """The compiled loops where they serve x: a CPU, float32 or float64; else None."""
+    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
+        return module()
+    return None
 
 
 if __name__ == "__main__":  # build with the compiler's output shown; say whether they are in use
     try:
         _module = _build(verbose=True)
     except Exception as e:  # noqa: BLE001
-        raise SystemExit(f"rnnbench: the GRU's compiled loops could not be built: {e}")
-    print(f"the GRU's compiled loops are built and {'in use' if _enabled else 'turned off (RNNBENCH_NATIVE=0)'}")
+        raise SystemExit(f"rnnbench: the compiled loops could not be built: {e}")
+    print(f"the LSTM's and GRU's compiled loops are built and {'in use' if _enabled else 'turned off (RNNBENCH_NATIVE=0)'}")

@@ -178,15 +178,16 @@ def scan_case(case, chunked, compiled):
 
 
 @pytest.mark.parametrize("case,chunked,compiled",
-                         [scan_case(c, False, True) for c in SCAN_CASES]
-                         + [scan_case(c, chunked, compiled) for c in SCAN_CASES if c[0] == "GRU"
-                            for chunked, compiled in ((True, True), (False, False), (True, False))])
+                         [scan_case(c, chunked, compiled) for c in SCAN_CASES
+                          for chunked, compiled in ((False, True), (True, True), (False, False))]
+                         + [scan_case(c, True, False) for c in SCAN_CASES if c[0] == "GRU"])
 def test_scan_equals_the_step_loop(case, chunked, compiled, monkeypatch):
     """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
-    compile, autocast) compute the same outputs, final states and gradients. Chunked: the GRU's
-    backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as p has 3H, 4H or
-    5H columns: with T = 6, a last partial chunk or whole ones) instead of once. The GRU's scan
-    with its compiled loops (cells/native.py; reset after) and with its torch loops."""
+    compile, autocast) compute the same outputs, final states and gradients, with their compiled
+    loops (cells/native.py; the GRU's reset after) and with their torch loops. Chunked: the
+    backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as a step's row has
+    3H, 4H or 5H columns; the LSTM's 2H to 4H: with T = 6, a last partial chunk, whole ones or
+    one) instead of once (the LSTM's torch loops never chunk)."""
     name, flags = case
     if chunked:
         monkeypatch.setattr(gru_scan, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})

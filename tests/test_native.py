@@ -1,5 +1,5 @@
-"""The GRU's compiled loops (cells/native.py, cells/gru_native.cpp): built where there is a C++
-compiler, taken where they apply, equal to the torch loops in float32 too (test_ablations and
+"""The compiled loops (cells/native.py; lstm_native.cpp, gru_native.cpp): built where there is a
+C++ compiler, taken where they apply, equal to the torch loops in float32 too (test_ablations and
 test_gradcheck hold them to the equations in float64), and a clean fallback where they cannot be
 built or are turned off."""
 import os
@@ -19,7 +19,9 @@ import cells
 from cells import native
 from test_ablations import SCAN_CASES, ids
 
-AFTER = [c for c in SCAN_CASES if c[0] == "GRU" and c[1].get("reset_after", True) and not c[1].get("init")]
+# the cases they serve, less those that differ from another only in the initial parameters
+COMPILED = [c for c in SCAN_CASES if c[1].get("reset_after", True) and not c[1].get("init")
+            and "forget_bias" not in c[1]]
 # what torch's extension builder needs besides ninja (a dependency): a C++ compiler, Python's headers
 CAN_BUILD = (shutil.which(os.environ.get("CXX", "c++")) is not None
              and Path(sysconfig.get_paths()["include"], "Python.h").exists())
@@ -44,51 +46,64 @@ class Counting:
     def __init__(self, module):
         self.module, self.calls = module, []
 
-    def forward(self, *args):
-        self.calls.append("forward")
-        return self.module.forward(*args)
-
-    def backward(self, *args):
-        self.calls.append("backward")
-        return self.module.backward(*args)
+    def __getattr__(self, name):
+        self.calls.append(name)
+        return getattr(self.module, name)
 
 
-@pytest.mark.parametrize("flags,dtype,taken", [
-    ({}, torch.float32, True), ({"tied_gates": False}, torch.float64, True),
-    ({"reset_after": False}, torch.float32, False), ({}, torch.bfloat16, False),
+@pytest.mark.parametrize("name,flags,dtype,taken", [
+    ("GRU", {}, torch.float32, True), ("GRU", {"tied_gates": False}, torch.float64, True),
+    ("GRU", {"reset_after": False}, torch.float32, False), ("GRU", {}, torch.bfloat16, False),
+    ("LSTM", {}, torch.float32, True), ("LSTM", {"peepholes": True}, torch.float64, True),
+    ("LSTM", {}, torch.bfloat16, False),
 ])
-def test_they_run_for_reset_after_on_a_cpu_in_float32_and_64(flags, dtype, taken, monkeypatch, built):
+def test_they_run_for_the_lstm_and_reset_after_gru_on_a_cpu_in_float32_and_64(name, flags, dtype, taken,
+                                                                             monkeypatch, built):
     counting = Counting(built)
     monkeypatch.setattr(native, "_module", counting)
-    cell = cells.GRU(3, 4, dtype=dtype, **flags)
+    cell = getattr(cells, name)(3, 4, dtype=dtype, **flags)
     out, _ = cell(torch.randn(5, 2, 3, dtype=dtype))
     out.sum().backward()
-    assert counting.calls == (["forward", "backward"] if taken else [])
+    family = name.lower()
+    assert counting.calls == ([f"{family}_forward", f"{family}_backward"] if taken else [])
 
 
-@pytest.mark.parametrize("case", AFTER, ids=ids)
+def state(cell, *shape, **kwargs):
+    """An initial state for cell: h_0, or (h_0, c_0)."""
+    s = tuple(torch.randn(*shape, **kwargs) for _ in range(cell.n_states))
+    return s if len(s) > 1 else s[0]
+
+
+def states(s) -> tuple:
+    """A state's tensors: (h,) or (h, c)."""
+    return s if isinstance(s, tuple) else (s,)
+
+
+@pytest.mark.parametrize("case", COMPILED, ids=ids)
 def test_float32_equals_the_torch_loops(case, monkeypatch, built):
     """At a size where every vector loop has a remainder (H = 37), two layers, an initial state."""
-    cell = cells.GRU(5, 37, 2, **case[1])
-    x, h0 = torch.randn(30, 8, 5, requires_grad=True), torch.randn(2, 8, 37, requires_grad=True)
+    cell = getattr(cells, case[0])(5, 37, 2, **case[1])
+    x, hx = torch.randn(30, 8, 5, requires_grad=True), state(cell, 2, 8, 37, requires_grad=True)
 
     def run(compiled):
         monkeypatch.setattr(native, "_enabled", compiled)
-        out, hn = cell(x, h0)
-        (out.sin().sum() + hn.sum()).backward()
-        got = [out, hn, x.grad, h0.grad, *(p.grad for p in cell.parameters())]
+        out, last = cell(x, hx)
+        (out.sin().sum() + sum(s.sum() for s in states(last))).backward()
+        got = [out, *states(last), x.grad, *(s.grad for s in states(hx)), *(p.grad for p in cell.parameters())]
         got = [g.detach().clone() for g in got]
         cell.zero_grad(set_to_none=True)
-        x.grad = h0.grad = None
+        for t in (x, *states(hx)):
+            t.grad = None
         return got
 
-    for a, b in zip(run(True), run(False), strict=True):
-        assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
+    for a, b in zip(run(True), run(False), strict=True):  # to float32 round-off of the largest value
+        assert (a - b).abs().max() <= 1e-5 * (1 + b.abs().max())
 
 
-def test_rows_split_between_threads_give_what_one_thread_gives(built):
+@pytest.mark.parametrize("name,flags", [("GRU", {"tied_gates": False}), ("LSTM", {"peepholes": True})])
+def test_rows_split_between_threads_give_what_one_thread_gives(name, flags, built):
     """A batch large enough for at::parallel_for to split it (each task a range of rows)."""
-    cell = cells.GRU(3, 16, tied_gates=False)
+    cell = getattr(cells, name)(3, 16, **flags)
     x = torch.randn(4, 1500, 3)
     before, got = torch.get_num_threads(), []
     try:
@@ -104,24 +119,25 @@ def test_rows_split_between_threads_give_what_one_thread_gives(built):
         assert torch.allclose(a, b, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("case", AFTER, ids=ids)
+@pytest.mark.parametrize("case", COMPILED, ids=ids)
 def test_without_autograd_they_run_and_equal_the_steps(case, monkeypatch, built):
     """No grad: the compiled forward alone (no backward coefficients), faster than the steps."""
     counting = Counting(built)
     monkeypatch.setattr(native, "_module", counting)
-    cell = cells.GRU(3, 5, 2, dtype=torch.float64, **case[1])
-    x, h0 = torch.randn(7, 2, 3, dtype=torch.float64), torch.randn(2, 2, 5, dtype=torch.float64)
+    cell = getattr(cells, case[0])(3, 5, 2, dtype=torch.float64, **case[1])
+    x, hx = torch.randn(7, 2, 3, dtype=torch.float64), state(cell, 2, 2, 5, dtype=torch.float64)
     with torch.no_grad():
-        out, hn = cell(x, h0)
+        out, last = cell(x, hx)
         with cell.trace():
-            want, want_hn = cell(x, h0)
-    assert counting.calls == ["forward", "forward"]  # one per layer
-    assert torch.allclose(out, want, atol=1e-12) and torch.allclose(hn, want_hn, atol=1e-12)
+            want, want_last = cell(x, hx)
+    assert counting.calls == [f"{case[0].lower()}_forward"] * 2  # one per layer
+    for a, b in zip((out, *states(last)), (want, *states(want_last)), strict=True):
+        assert torch.allclose(a, b, atol=1e-12)
 
 
 def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
     def fail():
-        raise RuntimeError("Error building extension 'rnnbench_gru': c++: not found")
+        raise RuntimeError("Error building extension 'rnnbench_native': c++: not found")
 
     monkeypatch.setattr(native, "_module", None)
     monkeypatch.setattr(native, "_build", fail)
@@ -145,7 +161,7 @@ def test_a_finished_build_loads_without_the_builder(monkeypatch, built):
         raise AssertionError("the builder was called for a finished build")
 
     monkeypatch.setattr(cpp_extension, "load", no_builder)
-    assert hasattr(native._build(), "backward")
+    assert hasattr(native._build(), "lstm_backward")
 
 
 def test_a_lock_left_by_a_killed_build_is_removed_and_a_live_one_waited_for(tmp_path):

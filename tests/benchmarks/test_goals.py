@@ -46,7 +46,7 @@ def test_speed_goal(benchmarks_enabled, family, reference, variants, goal):
     t = median_times(modules)
     ratios = {k: t[k] / t["torch"] for k in variants}
     print(f"\n{family} forward+backward, T={T} B={B} I={I} H={H}, {torch.get_num_threads()} thread(s), "
-          f"the GRU's compiled loops {'on' if cells.native.active() else 'off'}: "
+          f"compiled loops {'on' if cells.native.active() else 'off'}: "
           f"torch {t['torch'] * 1e3:.1f} ms; ours / torch: "
           + ", ".join(f"{k} {r:.2f}" for k, r in ratios.items()))
     # what an ablation costs per multiply-add (weights per token) against the standard cell's:

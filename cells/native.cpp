@@ -1,0 +1,11 @@
+// The compiled loops' Python module (cells/native.py builds it).
+#include <torch/extension.h>
+
+#include "native.h"
+
+PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
+  m.def("gru_forward", &gru_forward);
+  m.def("gru_backward", &gru_backward);
+  m.def("lstm_forward", &lstm_forward);
+  m.def("lstm_backward", &lstm_backward);
+}
