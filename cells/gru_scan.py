@@ -17,9 +17,9 @@ into a buffer of a few steps that stays in cache, and turns each full buffer int
 every weight gradient and of ∂L/∂x with a few matmuls over those steps: a buffer of all T steps
 would be written cold, and costs more than the matmuls gain from being larger (on a CPU; on a
 GPU one buffer of all steps is faster).
-On a CPU, reset after, float32 or float64, both loops run compiled where cells/native.py could
-build them (gru_native.cpp: the same function, whose forward also leaves in p what makes each
-backward step one elementwise pass); everything else runs the torch loops below.
+On a CPU, in float32 or float64, both loops run compiled where cells/native.py could build them
+(gru_native.cpp: the same function, whose forward also leaves in p what makes each backward step
+one elementwise pass, two about W_n's matmul before); elsewhere the torch loops below.
 Equality with the step-by-step cell (outputs and every gradient) is tested for each flag, both
 loops, and gradcheck.
 """
@@ -81,11 +81,14 @@ class GRUScan(torch.autograd.Function):
         hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
         hs[0] = h0
         ctx.spec, ctx.space, ctx.has_bias = spec, space, b_ih is not None
-        ctx.native = compiled(spec.reset_after, x)
-        if ctx.native:  # p becomes the backward's coefficients, e its direct path's
-            e = space.empty("e", (T, B, H), x) if grad and spec.mix != "replace" else x.new_empty(0)
-            ctx.native.gru_forward(p, hs, e, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, grad)
-            ctx.save_for_backward(x2, w_proj, p, hs, e, w_hh)
+        ctx.native = native.loops(x)
+        if ctx.native:  # p becomes the backward's coefficients, e its direct path's (before: and r's)
+            after = spec.reset_after
+            e = (space.empty("e", (T, B, H if after else 3 * H), x) if grad and (spec.mix != "replace" or not after)
+                 else x.new_empty(0))
+            rh = x.new_empty(0) if after else space.empty("rh", (T if grad else 1, B, H), x)  # r ⊙ h, W_n's input
+            ctx.native.gru_forward(p, hs, e, rh, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, after, grad)
+            ctx.save_for_backward(x2, w_proj, p, hs, e, rh, w_hh)
             return hs[1:]
         ns = space.empty("n", (T, B, H), x)
         diff = x.new_empty(B, H)  # h - n, or n - h: a scratch the backward recomputes
@@ -132,7 +135,7 @@ class GRUScan(torch.autograd.Function):
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, w_hh.shape[0]), w_proj.new_zeros(w_proj.shape[1], W)
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
         if ctx.native:
-            D = ctx.native.gru_backward(dout.contiguous(), p, ctx.saved_tensors[4], hs, w_hh, dp, x2, dw_hh_t,
+            D = ctx.native.gru_backward(dout.contiguous(), p, *ctx.saved_tensors[4:6], hs, w_hh, dp, x2, dw_hh_t,
                                         dw_proj_t, dout.new_empty(0) if dx is None else dx.view(T * B, I), w_proj[:, :I])
             return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
         ns, rh = ctx.saved_tensors[4:6]
@@ -233,11 +236,6 @@ def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
 def _rows(spec: Spec, H: int) -> dict[str, slice]:
     """Each block's rows in the parameters."""
     return {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
-
-
-def compiled(reset_after: bool, x: torch.Tensor):
-    """The compiled loops (cells/native.py) where they serve: reset after, a CPU, float32/64."""
-    return native.loops(x) if reset_after else None
 
 
 def _columns(spec: Spec, H: int) -> dict[str, slice]:

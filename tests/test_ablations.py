@@ -184,7 +184,7 @@ def scan_case(case, chunked, compiled):
 def test_scan_equals_the_step_loop(case, chunked, compiled, monkeypatch):
     """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
     compile, autocast) compute the same outputs, final states and gradients, with their compiled
-    loops (cells/native.py; the GRU's reset after) and with their torch loops. Chunked: the
+    loops (cells/native.py) and with their torch loops. Chunked: the
     backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as a step's row has
     3H, 4H or 5H columns; the LSTM's 2H to 4H: with T = 6, a last partial chunk, whole ones or
     one) instead of once (the LSTM's torch loops never chunk)."""
