@@ -269,14 +269,18 @@ void gru_forward(at::Tensor p, at::Tensor hs, at::Tensor e, at::Tensor rh, at::T
       s *pt = pp + t * B * W, *h = hp + t * B * H, *e_t = ep ? ep + t * B * es : nullptr;
       at::mm_out(hw, Hs[t], w);
       if (after) {
-        at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) { gates_pre_n(pt, hwp, np, b0, b1, H, W, has_r); });
+        at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
+          gates_pre_n(pt, hwp, np, b0, b1, H, W, has_r);
+        });
       } else {
         const at::Tensor rh_t = rh[t % rh.size(0)];
         at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
           gates_rh(pt, hwp, h, rh_t.data_ptr<s>(), b0, b1, H, W);
         });
         at::mm_out(hn, rh_t, w_n);
-        at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) { pre_n(pt, hn.data_ptr<s>(), np, b0, b1, H, W); });
+        at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
+          pre_n(pt, hn.data_ptr<s>(), np, b0, b1, H, W);
+        });
       }
       n.tanh_();
       at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {

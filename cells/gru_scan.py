@@ -135,8 +135,9 @@ class GRUScan(torch.autograd.Function):
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, w_hh.shape[0]), w_proj.new_zeros(w_proj.shape[1], W)
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
         if ctx.native:
+            dx_rows = dout.new_empty(0) if dx is None else dx.view(T * B, I)
             D = ctx.native.gru_backward(dout.contiguous(), p, *ctx.saved_tensors[4:6], hs, w_hh, dp, x2, dw_hh_t,
-                                        dw_proj_t, dout.new_empty(0) if dx is None else dx.view(T * B, I), w_proj[:, :I])
+                                        dw_proj_t, dx_rows, w_proj[:, :I])
             return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
         ns, rh = ctx.saved_tensors[4:6]
         w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]

@@ -201,7 +201,9 @@ void lstm_forward(at::Tensor coef, at::Tensor hs, at::Tensor cs, at::Tensor kf, 
   const auto Hs = hs.unbind(0), Cs = cs.unbind(0);
   AT_DISPATCH_FLOATING_TYPES(coef.scalar_type(), "lstm_native_forward", [&] {
     using s = scalar_t;
-    auto weight = [&](int64_t gate) { return peep[gate] < 0 ? zeros.data_ptr<s>() : w_ch.data_ptr<s>() + peep[gate] * H; };
+    auto weight = [&](int64_t gate) {
+      return peep[gate] < 0 ? zeros.data_ptr<s>() : w_ch.data_ptr<s>() + peep[gate] * H;
+    };
     auto col = [&](int64_t gate) { return std::max<int64_t>(cols[gate], 0); };
     Step<s> st{};
     st.ci = col(0), st.cf = col(1), st.cg = col(2), st.co = col(3);

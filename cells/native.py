@@ -25,7 +25,7 @@ HEADER = HERE / "native.h"
 ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma",
                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
               "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]}
-STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
+STALE_S = 300  # a build takes about 35 s: a lock older than this was left by a killed process
 CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed
 _enabled = os.environ.get("RNNBENCH_NATIVE", "1") != "0"
@@ -55,7 +55,8 @@ def _build(verbose: bool = False):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     folder.mkdir(parents=True, exist_ok=True)
     _wait_for_lock(folder / "lock")
-    built = cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(folder), verbose=verbose)
+    built = cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(folder),
+                               verbose=verbose)
     tmp = folder / f"ready.{os.getpid()}"
     tmp.write_text(Path(built.__file__).name)
     tmp.replace(ready)
@@ -114,4 +115,5 @@ if __name__ == "__main__":  # build with the compiler's output shown; say whethe
         _module = _build(verbose=True)
     except Exception as e:  # noqa: BLE001
         raise SystemExit(f"rnnbench: the compiled loops could not be built: {e}")
-    print(f"the LSTM's and GRU's compiled loops are built and {'in use' if _enabled else 'turned off (RNNBENCH_NATIVE=0)'}")
+    state = "in use" if _enabled else "turned off (RNNBENCH_NATIVE=0)"
+    print(f"the LSTM's and GRU's compiled loops are built and {state}")

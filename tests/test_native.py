@@ -98,7 +98,8 @@ def test_float32_equals_the_torch_loops(case, monkeypatch, built):
         assert (a - b).abs().max() <= 1e-5 * (1 + b.abs().max())
 
 
-@pytest.mark.parametrize("name,flags", [("GRU", {"tied_gates": False}), ("GRU", {"reset_after": False, "minimal": True}),
+@pytest.mark.parametrize("name,flags", [("GRU", {"tied_gates": False}),
+                                        ("GRU", {"reset_after": False, "minimal": True}),
                                         ("LSTM", {"peepholes": True})])
 def test_rows_split_between_threads_give_what_one_thread_gives(name, flags, built):
     """A batch large enough for at::parallel_for to split it (each task a range of rows)."""

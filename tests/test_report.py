@@ -193,7 +193,8 @@ def test_s5_keeps_times_with_and_without_compiled_loops_apart():
         tag = f"-{native}"
         tp_runs += [dict(r, run_id=r["run_id"] + tag, **({} if native is None else {"native": native}))
                     for r in throughput_runs()]
-        rows += [dict(r, run_id=r["run_id"] + tag) for r in speed_rows("gru", [gru_seconds] * 3) + speed_rows("lstm", [1.0] * 3)]
+        timed = speed_rows("gru", [gru_seconds] * 3) + speed_rows("lstm", [1.0] * 3)
+        rows += [dict(r, run_id=r["run_id"] + tag) for r in timed]
     t = tables(tp_runs, throughput=rows)
     s5 = next(v for v in claims.judge(t) if v.id == "S5")
     parts = dict(zip(s5.parts.part, s5.parts.verdict))
