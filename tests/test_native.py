@@ -141,16 +141,19 @@ def test_a_failed_build_warns_once_and_the_torch_loops_serve(monkeypatch):
 
     monkeypatch.setattr(native, "_module", None)
     monkeypatch.setattr(native, "_build", fail)
-    cell = cells.GRU(3, 4, dtype=torch.float64)
+    gru, lstm = cells.GRU(3, 4, dtype=torch.float64), cells.LSTM(3, 4, dtype=torch.float64)
     x = torch.randn(5, 2, 3, dtype=torch.float64)
     with pytest.warns(UserWarning, match=r"compiled loops could not be built \(Error building extension"):
-        out, _ = cell(x)
+        out, _ = gru(x)
     with warnings.catch_warnings():
-        warnings.simplefilter("error")  # once only
-        again, _ = cell(x)
-    with cell.trace():  # the step loop
-        steps, _ = cell(x)
-    assert torch.allclose(out, steps, atol=1e-12) and torch.equal(out, again)
+        warnings.simplefilter("error")  # once only, for either cell
+        again, _ = gru(x)
+        out_lstm, _ = lstm(x)
+    for cell, got in ((gru, out), (lstm, out_lstm)):
+        with cell.trace():  # the step loop
+            steps, _ = cell(x)
+        assert torch.allclose(got, steps, atol=1e-12)
+    assert torch.equal(out, again)
 
 
 def test_a_finished_build_loads_without_the_builder(monkeypatch, built):
