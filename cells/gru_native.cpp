@@ -27,7 +27,7 @@
 // path drh ⊙ r besides D ⊙ E. So C holds the parts of every column linear in D (r's: 0, MGU's
 // f: (n - h) σ'(f)), and e per step [E | r | C_r] (E = 0 without update gate); a backward step
 // is a pass, W_n's matmul, a second pass and the gates' matmul.
-#include "native.h"
+#include "loops.h"
 
 namespace {
 

@@ -19,7 +19,7 @@
 // gradients and of ∂L/∂x while in cache.
 // The loops are instantiated per set of gates present (I, F, O: own i, f, o columns); a removed
 // peephole reads zeros.
-#include "native.h"
+#include "loops.h"
 
 #include <type_traits>
 

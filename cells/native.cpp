@@ -1,5 +1,5 @@
 // The compiled loops' Python module (cells/native.py builds it).
-#include <torch/extension.h>
+#include <torch/csrc/utils/pybind.h>  // pybind11 with torch's tensor casters: the lightest that binds
 
 #include "native.h"
 

@@ -1,5 +1,5 @@
-"""The LSTM's and the GRU's compiled CPU time loops (lstm_native.cpp, gru_native.cpp; bound in
-native.cpp), built on first use with torch's C++ extension builder and cached (in
+"""The LSTM's and the GRU's compiled CPU time loops (lstm_native.cpp, gru_native.cpp, sharing
+loops.h; bound in native.cpp), built on first use with torch's C++ extension builder and cached (in
 $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
 
 Where they cannot be built (no C++ compiler, another platform's quirks), the cells run their torch
@@ -19,13 +19,13 @@ import torch
 
 HERE = Path(__file__).parent
 SOURCES = [HERE / "native.cpp", HERE / "lstm_native.cpp", HERE / "gru_native.cpp"]
-HEADER = HERE / "native.h"
+HEADERS = [HERE / "native.h", HERE / "loops.h"]
 # Vector flags for the CPU torch itself found, and ATen's vector types for it. Elsewhere (ARM,
 # older x86) ATen's types fall back to their generic code.
 ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma",
                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
               "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]}
-STALE_S = 300  # a build takes about 35 s: a lock older than this was left by a killed process
+STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
 CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed
 _enabled = os.environ.get("RNNBENCH_NATIVE", "1") != "0"
@@ -40,7 +40,7 @@ def _build(verbose: bool = False):
     cap = torch.backends.cpu.get_cpu_capability()
     # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
     flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
-    key = b"".join(f.read_bytes() for f in (*SOURCES, HEADER)) + repr((flags, torch.__version__, sys.version)).encode()
+    key = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS)) + repr((flags, torch.__version__, sys.version)).encode()
     name = f"rnnbench_native_{hashlib.sha256(key).hexdigest()[:16]}"
     folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root(), name)
     ready = folder / "ready"  # names the finished library; written last, atomically
