@@ -40,7 +40,8 @@ def _build(verbose: bool = False):
     cap = torch.backends.cpu.get_cpu_capability()
     # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
     flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
-    key = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS)) + repr((flags, torch.__version__, sys.version)).encode()
+    code = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS))
+    key = code + repr((flags, torch.__version__, sys.version)).encode()
     name = f"rnnbench_native_{hashlib.sha256(key).hexdigest()[:16]}"
     folder = Path(os.environ.get("TORCH_EXTENSIONS_DIR") or cpp_extension.get_default_build_root(), name)
     ready = folder / "ready"  # names the finished library; written last, atomically
