@@ -343,11 +343,7 @@ at::Tensor gru_backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor 
         if (!after) {  // W_n saw r ⊙ h
           dw_hh_t.narrow(1, W - H, H).addmm_(rh.narrow(0, t, k).reshape({k * B, H}).t(), rows.narrow(1, 0, H));
         }
-        dw_proj_t.addmm_(x2.narrow(0, t * B, k * B).t(), rows);
-        if (dx.numel()) {
-          at::Tensor out = dx.narrow(0, t * B, k * B);
-          at::mm_out(out, rows, w_proj_x);
-        }
+        rnnbench::projection_grads(rows, x2, w_proj_x, dw_proj_t, dx, t, k, B);
       }
     }
   });

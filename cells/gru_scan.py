@@ -55,6 +55,14 @@ class Spec:
         return tuple(b for b in self.blocks if b != "n")
 
 
+def steps_per_buffer(dout: torch.Tensor, width: int) -> int:
+    """How many steps of a backward's gradient buffer, rows of `width` values per batch element,
+    fit CHUNK_BYTES on dout's device (T, B, H): all T where it names none."""
+    T, B = dout.shape[:2]
+    chunk = CHUNK_BYTES.get(dout.device.type)
+    return T if chunk is None else max(1, min(T, chunk // (B * width * dout.element_size())))
+
+
 def _steps(a: torch.Tensor | None):
     """The per-step views of a (T, ...) buffer, or None."""
     return None if a is None else a.unbind(0)
@@ -126,8 +134,7 @@ class GRUScan(torch.autograd.Function):
         spec, w_hh = ctx.spec, ctx.saved_tensors[-1]
         T, B, H = dout.shape
         I, nG, W = x2.shape[-1] - ctx.has_bias, w_hh.shape[0] - H, p.shape[-1]
-        chunk = CHUNK_BYTES.get(dout.device.type)
-        K = T if chunk is None else max(1, min(T, chunk // (B * W * dout.element_size())))  # steps per buffer
+        K = steps_per_buffer(dout, W)
         dp = ctx.space.empty("dp", (K, B, W), dout)  # ∂L/∂p_t of K steps, step t in row t % K
         # The weight gradients accumulate transposed, (I', W) and (H, nG + H): MKL's chunk products
         # took 1.6x (w_proj, N = I' = 33) and, in the compiled loops, 1.2x (w_hh) the time of the

@@ -25,4 +25,17 @@ void sigmoid(s* out, const s* a, const s* b, int64_t n) {
   for (; k < n; ++k) out[k] = s(1) / (s(1) + std::exp(-(b ? a[k] + b[k] : a[k])));
 }
 
+// A backward's buffer rows (n B, W) = ∂L/∂ the projection of steps t .. t+n-1: their share of
+// its weight gradient, accumulated transposed into dw_proj_t (I', W) from its input x2 (T B, I'),
+// and of ∂L/∂x into dx (T B, I) unless dx is empty (w_proj_x (W, I): the weights without the
+// bias column).
+inline void projection_grads(const at::Tensor& rows, const at::Tensor& x2, const at::Tensor& w_proj_x,
+                             at::Tensor& dw_proj_t, at::Tensor& dx, int64_t t, int64_t n, int64_t B) {
+  dw_proj_t.addmm_(x2.narrow(0, t * B, n * B).t(), rows);
+  if (dx.numel()) {
+    at::Tensor part = dx.narrow(0, t * B, n * B);
+    at::mm_out(part, rows, w_proj_x);
+  }
+}
+
 }  // namespace rnnbench

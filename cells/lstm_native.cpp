@@ -277,11 +277,7 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dc, at::Tensor
         const int64_t n = std::min(K, T - t);
         const at::Tensor rows = dp.narrow(0, 0, n).view({n * B, GH});
         dw_hh_t.addmm_(hs.narrow(0, t, n).reshape({n * B, H}).t(), rows);
-        dw_proj_t.addmm_(x2.narrow(0, t * B, n * B).t(), rows);
-        if (dx.numel()) {
-          at::Tensor part = dx.narrow(0, t * B, n * B);
-          at::mm_out(part, rows, w_proj_x);
-        }
+        rnnbench::projection_grads(rows, x2, w_proj_x, dw_proj_t, dx, t, n, B);
         for (int64_t gate = 0; gate < 3; ++gate) {  // i and f saw c_t, o saw c_{t+1}
           if (peep[gate] < 0) continue;
           const at::Tensor seen = cs.narrow(0, t + (gate == 2), n).reshape({n * B, H});

@@ -115,8 +115,7 @@ class LSTMScan(torch.autograd.Function):
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, GH), w_proj.new_zeros(w_proj.shape[1], GH)
         dw_ch = None if w_ch is None else torch.zeros_like(w_ch)
         if ctx.native:
-            chunk = gru_scan.CHUNK_BYTES["cpu"]  # the compiled loops run on a CPU only
-            K = max(1, min(T, chunk // (B * GH * dout.element_size())))  # steps per buffer
+            K = gru_scan.steps_per_buffer(dout, GH)
             dp = ctx.space.empty("dp", (K, B, GH), dout)  # ∂L/∂ the pre-activations of K steps, step t in row t % K
             dh, dc = ctx.native.lstm_backward(
                 dout.contiguous(), dc, acts, outs, hs, cs, w_hh, dp, x2, dw_hh_t, dw_proj_t,
