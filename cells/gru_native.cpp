@@ -309,7 +309,7 @@ at::Tensor gru_backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor 
   const int64_t T = dout.size(0), B = dout.size(1), H = dout.size(2), W = p.size(2), K = dp.size(0);
   const bool after = rh.numel() == 0;
   const int64_t es = after ? H : 3 * H;
-  at::Tensor Ds = at::empty({2, B, H}, dout.options()), direct = at::empty({B, H}, dout.options());
+  at::Tensor Ds = at::empty({2, B, H}, dout.options());
   at::Tensor drh = after ? at::Tensor() : at::empty({B, H}, dout.options());
   const at::Tensor w_first = w.narrow(0, 0, W - H), w_n = after ? at::Tensor() : w.narrow(0, W - H, H);
   const auto DH = dp.narrow(2, H, W - H).unbind(0), DXN = dp.narrow(2, 0, H).unbind(0);
@@ -320,10 +320,11 @@ at::Tensor gru_backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor 
     using s = scalar_t;
     const s *pp = p.data_ptr<s>(), *dop = dout.data_ptr<s>();
     const s* ep = e.numel() ? e.data_ptr<s>() : nullptr;
-    s *dpp = dp.data_ptr<s>(), *dirp = direct.data_ptr<s>();
+    s* dpp = dp.data_ptr<s>();
     for (int64_t t = T - 1; t >= 0; --t) {
       const int64_t j = t % K;
       const s *Dp = D[cur].data_ptr<s>(), *e_t = ep ? ep + t * B * es : nullptr;
+      s* dirp = D[cur ^ 1].data_ptr<s>();  // the direct path, to which the matmul then adds
       const s* dn = t ? dop + (t - 1) * B * H : nullptr;
       at::parallel_for(0, B, grain(W), [&](int64_t b0, int64_t b1) {
         back_step(pp + t * B * W, Dp, e_t, dn, dpp + j * B * W, after ? dirp : nullptr, b0, b1, H, W);
@@ -335,7 +336,7 @@ at::Tensor gru_backward(at::Tensor dout, at::Tensor p, at::Tensor e, at::Tensor 
         });
       }
       cur ^= 1;
-      at::addmm_out(D[cur], direct, DH[j], w_first);
+      D[cur].addmm_(DH[j], w_first);
       if (j == 0) {  // steps t .. t+k-1 are in the buffer
         const int64_t k = std::min(K, T - t);
         const at::Tensor rows = dp.narrow(0, 0, k).view({k * B, W});
