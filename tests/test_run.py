@@ -12,7 +12,9 @@ import pytest
 import torch
 from hydra import compose, initialize_config_dir
 
+import cells
 from bench import measure, results, run
+from bench.backends import IMPL_BUILDERS
 from bench.results import load_tables
 from cells import native
 
@@ -110,6 +112,29 @@ def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend
     want = dict(o.split("=") for o in backend)
     assert r.impl == want.get("backend.impl", "loop") and r["dtype"] == want.get("backend.dtype", "float32")
     assert r.threads == 1 and r.device == "cpu"
+
+
+def test_script_runs_the_traced_steps_unoptimised_on_a_cpu_and_equals_the_cell():
+    """TorchScript's graph optimisations on the unrolled steps grow far faster than T (minutes at
+    T=200) and fuse nothing on a CPU: the traced graph runs as it was traced, with no
+    differentiable subgraphs or autograd guards, and computes what the cell computes."""
+    torch.manual_seed(0)
+    cell = cells.GRU(3, 8)
+    traced = IMPL_BUILDERS["script"](cell)
+    x = torch.randn(6, 2, 3)
+    for _ in range(3):  # the optimising executor would have rewritten the graph by the second call
+        out, h = traced(x)
+        (out.sum() + h.sum()).backward()
+    kinds = {n.kind() for n in torch.jit.last_executed_optimized_graph().nodes()}
+    assert not {k for k in kinds if "Autograd" in k or "Differentiable" in k or "Check" in k}
+    assert "aten::tanh" in kinds  # the steps themselves, unrolled
+    got = [p.grad.clone() for p in cell.parameters()]
+    cell.zero_grad()
+    out_eager, h_eager = cell(x)
+    (out_eager.sum() + h_eager.sum()).backward()
+    torch.testing.assert_close(out, out_eager)
+    for g, p in zip(got, cell.parameters()):
+        torch.testing.assert_close(g, p.grad * 3)  # three passes accumulated
 
 
 def test_float32_is_ieee_float32_in_cudnn_and_cublas_too(tmp_path):
