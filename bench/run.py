@@ -163,7 +163,8 @@ def execute(cfg: DictConfig, choices: dict) -> str:
         print(f"rnnbench: skipped {p.run_id}: already recorded as {done} in {cfg.results_dir}")
         return done
     p.backend.apply()
-    started, t0 = datetime.now(timezone.utc).isoformat(timespec="seconds"), time.perf_counter()
+    # microseconds: a failed run and its retry can start within one second, and the later record must win
+    started, t0 = datetime.now(timezone.utc).isoformat(timespec="microseconds"), time.perf_counter()
     status, error, outcome = "failed", None, None
     try:
         outcome = MODES[cfg.mode](cfg, p)

@@ -1,11 +1,13 @@
 """The rnnbench CLI end to end, on the real configs shrunk: records, failure as data, reruns,
 kills, determinism and every kind of bad input."""
+import itertools
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -157,7 +159,8 @@ def test_a_nan_run_is_recorded_as_diverged(cli):
     assert r.status == "diverged" and "nan" in r.error and r.steps < 20
 
 
-def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, monkeypatch):
+def fail_seed_1(monkeypatch):
+    """Make every run with seed 1 raise in training; returns the real train, to put back."""
     real_train = run.train
 
     def train_failing_on_seed_1(*args, **kwargs):
@@ -166,6 +169,11 @@ def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, mon
         return real_train(*args, **kwargs)
 
     monkeypatch.setattr(run, "train", train_failing_on_seed_1)
+    return real_train
+
+
+def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, monkeypatch):
+    real_train = fail_seed_1(monkeypatch)
     code, out, _ = cli("-m", "seed=0,1,2")
     assert code == 0
     assert "sweep progress: 1/3 runs recorded" in out and "sweep progress: 3/3 runs recorded" in out
@@ -179,6 +187,27 @@ def test_an_exception_in_one_job_is_recorded_while_the_multirun_goes_on(cli, mon
     assert out.count("skipped") == 2
     runs = load_tables(cli.results)["runs"]
     assert sorted(runs.status) == ["ok"] * 3 and len(runs) == 3
+
+
+def test_a_retry_in_the_same_second_as_its_failure_replaces_it(cli, monkeypatch):
+    """Records of one run are ordered by their start: a run that fails at once, retried within
+    the same second (the failure compacted into a sweep folder, the retry in its own), must not
+    tie with its retry, or the failure could win."""
+    ticks = itertools.count()
+
+    class Clock(datetime):  # every reading one microsecond after the last, all in one second
+        @classmethod
+        def now(cls, tz=None):
+            return datetime(2026, 1, 1, tzinfo=timezone.utc) + timedelta(microseconds=next(ticks))
+
+    monkeypatch.setattr(run, "datetime", Clock)
+    real_train = fail_seed_1(monkeypatch)
+    cli("-m", "seed=0,1")  # two runs: compacted into a sweep folder, the failure with them
+    monkeypatch.setattr(run, "train", real_train)
+    cli("-m", "seed=0,1")
+    runs = load_tables(cli.results)["runs"].set_index("seed")
+    assert runs.status.to_dict() == {0: "ok", 1: "ok"}
+    assert results.status_of(cli.results, runs.run_id[1]) == "ok"
 
 
 def test_rerun_skips_complete_runs_and_rerun_true_repeats_them_identically(cli):
