@@ -240,8 +240,7 @@ def s5(runs, tables):
     tp = tp[tp["pass"] == "forward_backward"].merge(
         runs[["run_id", "family", "variant", "sized", "seed", "cell", "native"]], on="run_id")
     tp = tp[standard(tp)]
-    keys = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size",
-            "seed"]
+    keys = [*(k for k in costs.KEYS if k != "pass"), "seed"]  # impl, native, device, ..., hidden_size, seed
     tp = tp.assign(time=costs.per_ref(tp).fillna(tp.seconds))
     wide = tp.pivot_table(index=keys, columns="family", values="time").reset_index()
     if {"gru", "lstm"} <= set(wide.columns):

@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
-from . import gru_scan, native
+from . import gru_scan
 from .gru_scan import Spec
 
 BOOL = (True, False)
@@ -109,12 +109,6 @@ class GRU(Recurrent):
             return (h,), g
 
         return step, xw
-
-    def _scan_without_grad(self, x):
-        """With its compiled loops the scan's forward alone takes 0.58-0.65x the steps' time at
-        T=100 B=64 H=256, 0.27-0.32x at T=50 B=16 H=64 (GRU, untied GRU, MGU, both reset
-        placements; no autograd)."""
-        return native.loops(x) is not None
 
     def _scan(self, k, x, state):
         """Layer k through GRUScan: the same function as _prepare's steps, with a hand-written

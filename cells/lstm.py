@@ -8,7 +8,6 @@ import numbers
 
 import torch
 
-from . import native
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
 from .lstm_scan import LSTMScan, Spec
 
@@ -96,11 +95,6 @@ class LSTM(Recurrent):
             return (h, c), {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
 
         return step, xw
-
-    def _scan_without_grad(self, x):
-        """With its compiled loops the scan's forward alone takes 0.58-0.67x the steps' time at
-        T=100 B=64 H=256, 0.34-0.42x at T=50 B=16 H=64 (LSTM, peepholes, CIFG; no autograd)."""
-        return native.loops(x) is not None
 
     def _scan(self, k, x, state):
         """Layer k through LSTMScan: the same function as _prepare's steps, with a hand-written
