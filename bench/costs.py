@@ -7,6 +7,7 @@ import argparse
 import numpy as np
 import pandas as pd
 
+from .backends import runs_compiled_loops
 from .results import load_tables
 
 KEYS = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
@@ -18,11 +19,15 @@ LEGACY_NATIVE = {True: "gru", False: ""}
 
 def with_native(runs: pd.DataFrame) -> pd.DataFrame:
     """runs with `native` on every row: the cells whose CPU loops ran compiled, '' for none (and
-    for records from before the column); older records' bools read as LEGACY_NATIVE says."""
+    for records from before the column); older records' bools read as LEGACY_NATIVE says, and
+    records from before 2026-11-28 named the machine's compiled loops on every CPU run, also
+    where the backend never runs them (fused, script, compile, bfloat16): '' there."""
     if "native" not in runs:
         return runs.assign(native="")
-    return runs.assign(native=[LEGACY_NATIVE[bool(v)] if isinstance(v, (bool, np.bool_)) else "" if pd.isna(v)
-                               else str(v) for v in runs["native"]])
+    named = [LEGACY_NATIVE[bool(v)] if isinstance(v, (bool, np.bool_)) else "" if pd.isna(v) else str(v)
+             for v in runs["native"]]
+    ran = map(runs_compiled_loops, runs["impl"], runs["device"], runs["dtype"])
+    return runs.assign(native=[n if r else "" for n, r in zip(named, ran)])
 
 
 def per_ref(throughput: pd.DataFrame) -> pd.Series:

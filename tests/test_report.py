@@ -206,6 +206,17 @@ def test_s5_keeps_times_with_and_without_compiled_loops_apart():
     assert ratios[""] == pytest.approx(1.0)
 
 
+def test_older_records_name_compiled_loops_only_where_the_backend_runs_them():
+    """Records before 2026-11-28 named the machine's compiled loops on every CPU run; they read
+    '' where the backend never calls them (torch's modules, traces, autocast, another device)."""
+    runs = pd.DataFrame({"impl": ["loop", "loop", "fused", "script", "compile", "loop", "loop", "loop"],
+                         "device": ["cpu"] * 6 + ["cuda", "cpu"],
+                         "dtype": ["float32", "float64", "float32", "float32", "float32", "bfloat16", "float32",
+                                   "float32"],
+                         "native": ["lstm,gru"] * 7 + [True]})
+    assert costs.with_native(runs).native.tolist() == ["lstm,gru", "lstm,gru", "", "", "", "", "", "gru"]
+
+
 @pytest.mark.parametrize("gru,lstm,expected", [
     ([1.0] * 3, [0.5] * 3, SUPPORTED),  # the GRU solves in 100 steps, the LSTM never (1000)
     ([0.5] * 3, [0.5] * 3, "inconclusive: no data"),  # neither solves: no speed to compare

@@ -105,15 +105,36 @@ def test_fused_backend_trains_and_is_probed_through_our_cell(tmp_path):
     assert "step_change_c" in set(tables["metrics"].metric)
 
 
-@pytest.mark.parametrize("backend", [["backend.impl=script"], ["backend.dtype=bfloat16"],
+class CountingLoops:
+    """The compiled loops' module, counting the calls of its functions."""
+
+    def __init__(self, module):
+        self.module, self.calls = module, 0
+
+    def __getattr__(self, name):
+        function = getattr(self.module, name)
+
+        def counted(*args):
+            self.calls += 1
+            return function(*args)
+        return counted
+
+
+@pytest.mark.parametrize("cell", ["gru", "lstm"])
+@pytest.mark.parametrize("backend", [["backend.impl=script"], ["backend.dtype=bfloat16"], ["backend.dtype=float64"],
                                      ["backend.dtype=float64", "backend.impl=fused"],
                                      pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
-def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend):
-    assert execute(tmp_path, "cell=gru", "task.seq_len=5", *backend) == "ok"
+def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend, cell, monkeypatch):
+    """Each names its backend, and `native` the compiled loops exactly where the run called them."""
+    loops = CountingLoops(native.module()) if native.active() else None
+    monkeypatch.setattr(native, "_module", loops or native._module)
+    assert execute(tmp_path, f"cell={cell}", "task.seq_len=5", *backend) == "ok"
     r = load_tables(tmp_path)["runs"].iloc[0]
     want = dict(o.split("=") for o in backend)
     assert r.impl == want.get("backend.impl", "loop") and r["dtype"] == want.get("backend.dtype", "float32")
     assert r.threads == 1 and r.device == "cpu"
+    ran = loops is not None and loops.calls > 0
+    assert r.native == ("lstm,gru" if ran else "")
 
 
 def test_script_runs_the_traced_steps_unoptimised_on_a_cpu_and_equals_the_cell():

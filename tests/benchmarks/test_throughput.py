@@ -49,5 +49,5 @@ def test_throughput(benchmark, cell, impl, device, size, pass_):
     benchmark.group = f"{device} {size} {pass_}"
     benchmark.extra_info.update(cell=cell, impl=impl, device=device, dtype="float32", threads=torch.get_num_threads(),
                                 torch_version=torch.__version__, tokens=T * B,
-                                native=cells.native.in_use() if device == "cpu" else "")
+                                native=backend.native)
     benchmark.pedantic(forward if pass_ == "forward" else forward_backward, rounds=10, warmup_rounds=2)
