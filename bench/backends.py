@@ -61,6 +61,35 @@ class Traced(nn.Module):
             return self._traces[key](input)
 
 
+class Compiled(nn.Module):
+    """Our cell with its step function compiled by torch.compile (Inductor, one graph with no
+    breaks), once per step shape and autograd mode and reused for all T steps; the loop over time
+    stays in Python. Compiling the whole forward instead unrolls the T steps into one graph, and
+    its compile time grows with T: at T=100 (B=64, I=32, H=256, this CPU, empty caches) the first
+    forward+backward took 109 s (GRU) and 38 s (LSTM) against 3.5 s and 2.9 s, and the calls after
+    it 0.90x and 0.99x the step-compiled time. Each wrapper, one per run, starts from empty
+    compile caches (in a sweep's process, graphs of earlier runs would count towards torch's limit
+    of 8 per function), and a call that would need more than that fails, where torch would
+    quietly run the step eagerly."""
+
+    def __init__(self, cell: cells.Recurrent):
+        super().__init__()
+        torch._dynamo.reset()
+        self.cell = cell
+        self.hidden_size = cell.hidden_size
+
+    def forward(self, input, hx=None):
+        try:
+            with self.cell.steps_through(functools.partial(torch.compile, dynamic=False, fullgraph=True)), \
+                    torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                return self.cell(input, hx)
+        except torch._dynamo.exc.FailOnRecompileLimitHit:
+            limit = torch._dynamo.config.recompile_limit
+            raise RuntimeError(f"backend.impl=compile: this run needs more than {limit} graphs of the step "
+                               f"(torch._dynamo.config.recompile_limit; one per input shape and autograd "
+                               f"mode); past it torch would run the step uncompiled") from None
+
+
 class _Pass(nn.Module):
     """cell(input) as a module of its own: make_graphed_callables replaces the forward of the
     module it is given, and the cell keeps its own."""
@@ -129,7 +158,7 @@ IMPL_BUILDERS = {
     "loop": lambda cell: cell,
     "fused": lambda cell: cell.to_torch(),
     "script": Traced,
-    "compile": lambda cell: torch.compile(cell, dynamic=False),
+    "compile": Compiled,
     "graph": Graphed,
 }
 

@@ -99,6 +99,7 @@ class Recurrent(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = False, 0
         self._trace: list | None = None  # see trace()
+        self._wrap_step: Callable | None = None  # see steps_through()
         self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
 
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
@@ -243,6 +244,17 @@ class Recurrent(nn.Module):
         finally:
             self._trace = None
 
+    @contextlib.contextmanager
+    def steps_through(self, wrap: Callable[[Callable], Callable]):
+        """Run the step loop inside, each layer's step function replaced by wrap(step): the
+        'compile' backend passes torch.compile, which then compiles one step and reuses it for
+        all T, where compiling the whole forward would unroll the T steps."""
+        self._wrap_step = wrap
+        try:
+            yield
+        finally:
+            self._wrap_step = None
+
     def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
         """hx as a tuple of n_states tensors of shape (L, B, H); zeros when hx is None."""
         shape = (self.num_layers, x.size(1), self.hidden_size)
@@ -293,11 +305,11 @@ class Recurrent(nn.Module):
     def _use_scan(self, x: torch.Tensor) -> bool:
         """The scan computes the same function as the steps, and gains in the backward; the
         steps serve without autograd (as fast there, measured; unless _scan_without_grad says
-        otherwise) and where the scan cannot: tracing (trace(), TorchScript, torch.compile) and
-        autocast."""
+        otherwise) and where the scan cannot: tracing (trace(), TorchScript, torch.compile, the
+        steps_through() a wrapper asks for) and autocast."""
         return (self._scan is not None and (torch.is_grad_enabled() or self._scan_without_grad(x))
-                and self._trace is None and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
-                and not torch.is_autocast_enabled(x.device.type))
+                and self._trace is None and self._wrap_step is None and not torch.jit.is_tracing()
+                and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type))
 
     def _scan_without_grad(self, x: torch.Tensor) -> bool:
         """Whether the scan is also the faster forward without autograd: where its compiled loops
@@ -311,6 +323,8 @@ class Recurrent(nn.Module):
         if self._use_scan(x):
             return self._scan(k, x, state)
         step, xw = self._prepare(k, x)
+        if self._wrap_step is not None:
+            step = self._wrap_step(step)
         outputs, record = [], self._trace
         if record is not None:
             record.append({"states": [], "gates": []})

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import torch
 from hydra import compose, initialize_config_dir
+from torch._dynamo.utils import counters
 
 import cells
 from bench import measure, results, run
@@ -158,6 +159,43 @@ def test_script_runs_the_traced_steps_unoptimised_on_a_cpu_and_equals_the_cell()
     torch.testing.assert_close(out, out_eager)
     for g, p in zip(got, cell.parameters()):
         torch.testing.assert_close(g, p.grad * 3)  # three passes accumulated
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("cell", [cells.GRU(3, 8, minimal=True), cells.GRU(3, 8, tied_gates=False, reset_after=False),
+                                  cells.LSTM(3, 8, peepholes=True, coupled_gates=True), cells.RNN(3, 8)], ids=repr)
+def test_compile_compiles_the_step_once_for_every_length_and_equals_the_cell(cell):
+    """'compile' compiles the step function per shape and autograd mode, not the unrolled steps:
+    a longer sequence adds no graph. Outputs and gradients are the eager cell's."""
+    torch.manual_seed(0)
+    compiled = IMPL_BUILDERS["compile"](cell)
+    graphs = []
+    for T in (2, 9):
+        x = torch.randn(T, 2, 3)
+        out, _ = compiled(x)
+        out.sum().backward()
+        graphs.append(counters["stats"]["unique_graphs"])
+        got = [p.grad.clone() for p in cell.parameters()]
+        cell.zero_grad()
+        out_eager, _ = cell(x)
+        out_eager.sum().backward()
+        torch.testing.assert_close(out, out_eager)
+        for g, p in zip(got, cell.parameters()):
+            torch.testing.assert_close(g, p.grad)
+        cell.zero_grad()
+    assert graphs[0] >= 1 and graphs[1] == graphs[0]
+
+
+def test_compile_fails_where_torch_would_quietly_run_the_step_eagerly(monkeypatch):
+    """Each run's wrapper starts from empty compile caches, so earlier runs in a sweep's process
+    use none of torch's recompile limit; a run that needs more graphs than the limit fails."""
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
+    with torch.no_grad():  # one graph per shape
+        for hidden_size in (4, 5):  # a second cell's graph: over the limit, but in a fresh cache
+            compiled = IMPL_BUILDERS["compile"](cells.GRU(3, hidden_size))
+            compiled(torch.randn(2, 2, 3))
+        with pytest.raises(RuntimeError, match="needs more than 1 graphs of the step"):
+            compiled(torch.randn(2, 3, 3))  # a second shape of the same run
 
 
 def test_float32_is_ieee_float32_in_cudnn_and_cublas_too(tmp_path):
