@@ -4,8 +4,9 @@ A backend is
 - device: 'cpu' | 'cuda' | 'mps';
 - implementation: 'loop' (our cells in eager PyTorch), 'fused' (torch's own nn.RNN/LSTM/GRU,
   standard cells only), 'script' (our cells traced to TorchScript, once per input shape),
-  'compile' (our cells through torch.compile), 'graph' (our cells' passes captured as CUDA
-  graphs, once per input shape, and replayed; CUDA only);
+  'compile' (our cells through torch.compile), 'compile_step' (their step function through
+  torch.compile), 'graph' (our cells' passes captured as CUDA graphs, once per input shape, and
+  replayed; CUDA only);
 - dtype: 'float32', 'float64' (for checks) or 'bfloat16' (float32 weights, bfloat16 autocast);
 - CPU threads.
 Every result row names all four.
@@ -27,7 +28,7 @@ import cells
 from .measure import gc_off
 
 DEVICES = ("cpu", "cuda", "mps")
-IMPLS = ("loop", "fused", "script", "compile", "graph")
+IMPLS = ("loop", "fused", "script", "compile", "compile_step", "graph")
 DTYPES = {  # name -> (parameter dtype, autocast dtype or None)
     "float32": (torch.float32, None),
     "float64": (torch.float64, None),
@@ -62,32 +63,40 @@ class Traced(nn.Module):
 
 
 class Compiled(nn.Module):
-    """Our cell with its step function compiled by torch.compile (Inductor, one graph with no
-    breaks), once per step shape and autograd mode and reused for all T steps; the loop over time
-    stays in Python. Compiling the whole forward instead unrolls the T steps into one graph, and
-    its compile time grows with T: at T=100 (B=64, I=32, H=256, this CPU, empty caches) the first
-    forward+backward took 109 s (GRU) and 38 s (LSTM) against 3.5 s and 2.9 s, and the calls after
-    it 0.90x and 0.99x the step-compiled time. Each wrapper, one per run, starts from empty
-    compile caches (in a sweep's process, graphs of earlier runs would count towards torch's limit
-    of 8 per function), and a call that would need more than that fails, where torch would
-    quietly run the step eagerly."""
+    """Our cell through torch.compile (Inductor, one graph with no breaks), once per input shape
+    and autograd mode: 'compile' compiles the forward, its T steps unrolled into one graph;
+    'compile_step' compiles the step function and reuses it for every step, the loop over time
+    staying in Python. The unrolled graph's compile time grows with T (pytorch/pytorch#97155),
+    the step's does not, and each compiled call costs about 0.1 ms (forward+backward) in torch's
+    guards and wrappers. A GRU's first forward+backward, on this CPU with empty caches, took
+    109 s whole and 3.5 s step by step at T=100, B=64, H=256 (LSTM 38 s and 2.9 s), and 63 s and
+    2.8 s at T=50, B=16, H=64; the calls after it took 0.90x (LSTM 0.99x) and 0.42x (0.39x) the
+    step-compiled time (README: Backends).
+    Each wrapper, one per run, starts from empty compile caches (in a sweep's process, earlier
+    runs' graphs would count towards torch's limit of 8 per function), and a call that would need
+    more graphs than that fails, where torch would quietly run the code uncompiled."""
 
-    def __init__(self, cell: cells.Recurrent):
+    def __init__(self, cell: cells.Recurrent, whole: bool):
         super().__init__()
         torch._dynamo.reset()
-        self.cell = cell
+        self.cell, self.impl = cell, "compile" if whole else "compile_step"
         self.hidden_size = cell.hidden_size
+        compile = functools.partial(torch.compile, dynamic=False, fullgraph=True)
+        self._compiled = compile(cell.forward) if whole else None  # a function, not a submodule
+        self._compile_step = None if whole else compile
 
     def forward(self, input, hx=None):
         try:
-            with self.cell.steps_through(functools.partial(torch.compile, dynamic=False, fullgraph=True)), \
-                    torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
-                return self.cell(input, hx)
+            with torch._dynamo.config.patch(fail_on_recompile_limit_hit=True):
+                if self._compiled is not None:
+                    return self._compiled(input, hx)
+                with self.cell.steps_through(self._compile_step):
+                    return self.cell(input, hx)
         except torch._dynamo.exc.FailOnRecompileLimitHit:
             limit = torch._dynamo.config.recompile_limit
-            raise RuntimeError(f"backend.impl=compile: this run needs more than {limit} graphs of the step "
-                               f"(torch._dynamo.config.recompile_limit; one per input shape and autograd "
-                               f"mode); past it torch would run the step uncompiled") from None
+            raise RuntimeError(f"backend.impl={self.impl}: this run needs more than {limit} compiled graphs "
+                               f"(torch._dynamo.config.recompile_limit; one per input shape and autograd mode); "
+                               f"past it torch would run the code uncompiled") from None
 
 
 class _Pass(nn.Module):
@@ -158,7 +167,8 @@ IMPL_BUILDERS = {
     "loop": lambda cell: cell,
     "fused": lambda cell: cell.to_torch(),
     "script": Traced,
-    "compile": Compiled,
+    "compile": functools.partial(Compiled, whole=True),
+    "compile_step": functools.partial(Compiled, whole=False),
     "graph": Graphed,
 }
 

@@ -306,10 +306,12 @@ class Recurrent(nn.Module):
         """The scan computes the same function as the steps, and gains in the backward; the
         steps serve without autograd (as fast there, measured; unless _scan_without_grad says
         otherwise) and where the scan cannot: tracing (trace(), TorchScript, torch.compile, the
-        steps_through() a wrapper asks for) and autocast."""
-        return (self._scan is not None and (torch.is_grad_enabled() or self._scan_without_grad(x))
-                and self._trace is None and self._wrap_step is None and not torch.jit.is_tracing()
-                and not torch.compiler.is_compiling() and not torch.is_autocast_enabled(x.device.type))
+        steps_through() a wrapper asks for) and autocast. _scan_without_grad comes last: it may
+        build the compiled loops, which torch.compile cannot trace."""
+        return (self._scan is not None and self._trace is None and self._wrap_step is None
+                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
+                and not torch.is_autocast_enabled(x.device.type)
+                and (torch.is_grad_enabled() or self._scan_without_grad(x)))
 
     def _scan_without_grad(self, x: torch.Tensor) -> bool:
         """Whether the scan is also the faster forward without autograd: where its compiled loops

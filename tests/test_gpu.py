@@ -122,7 +122,8 @@ def test_graphs_replay_what_the_cell_computes(case):
     ["backend.impl=loop"], ["backend.impl=fused"], ["backend.impl=script"], ["backend.impl=graph"],
     ["backend.dtype=bfloat16"], ["backend.dtype=bfloat16", "backend.impl=fused"],
     ["backend.dtype=bfloat16", "backend.impl=graph"],
-    pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
+    pytest.param(["backend.impl=compile"], marks=pytest.mark.slow),
+    pytest.param(["backend.impl=compile_step"], marks=pytest.mark.slow)], ids=str)
 @pytest.mark.parametrize("cell", ["lstm", "gru"])
 def test_every_implementation_and_dtype_trains_on_the_accelerator(tmp_path, cell, backend):
     device = accelerator()

@@ -124,7 +124,8 @@ class CountingLoops:
 @pytest.mark.parametrize("cell", ["gru", "lstm"])
 @pytest.mark.parametrize("backend", [["backend.impl=script"], ["backend.dtype=bfloat16"], ["backend.dtype=float64"],
                                      ["backend.dtype=float64", "backend.impl=fused"],
-                                     pytest.param(["backend.impl=compile"], marks=pytest.mark.slow)], ids=str)
+                                     pytest.param(["backend.impl=compile"], marks=pytest.mark.slow),
+                                     pytest.param(["backend.impl=compile_step"], marks=pytest.mark.slow)], ids=str)
 def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend, cell, monkeypatch):
     """Each names its backend, and `native` the compiled loops exactly where the run called them."""
     loops = CountingLoops(native.module()) if native.active() else None
@@ -164,11 +165,11 @@ def test_script_runs_the_traced_steps_unoptimised_on_a_cpu_and_equals_the_cell()
 @pytest.mark.slow
 @pytest.mark.parametrize("cell", [cells.GRU(3, 8, minimal=True), cells.GRU(3, 8, tied_gates=False, reset_after=False),
                                   cells.LSTM(3, 8, peepholes=True, coupled_gates=True), cells.RNN(3, 8)], ids=repr)
-def test_compile_compiles_the_step_once_for_every_length_and_equals_the_cell(cell):
-    """'compile' compiles the step function per shape and autograd mode, not the unrolled steps:
-    a longer sequence adds no graph. Outputs and gradients are the eager cell's."""
+def test_compile_step_compiles_the_step_once_for_every_length_and_equals_the_cell(cell):
+    """'compile_step' compiles the step function per shape and autograd mode, not the unrolled
+    steps: a longer sequence adds no graph. Outputs and gradients are the eager cell's."""
     torch.manual_seed(0)
-    compiled = IMPL_BUILDERS["compile"](cell)
+    compiled = IMPL_BUILDERS["compile_step"](cell)
     graphs = []
     for T in (2, 9):
         x = torch.randn(T, 2, 3)
@@ -186,15 +187,23 @@ def test_compile_compiles_the_step_once_for_every_length_and_equals_the_cell(cel
     assert graphs[0] >= 1 and graphs[1] == graphs[0]
 
 
-def test_compile_fails_where_torch_would_quietly_run_the_step_eagerly(monkeypatch):
+def test_compile_traces_one_graph_where_the_compiled_loops_are_not_loaded_yet(monkeypatch):
+    """A fresh process loads the compiled loops on first use; asking for them inside torch.compile's
+    trace would break its graph (and 'compile' asks for one graph): the cell does not ask there."""
+    monkeypatch.setattr(native, "_module", None)
+    with torch.no_grad():  # where the cell asks whether the loops serve x
+        IMPL_BUILDERS["compile"](cells.GRU(3, 4))(torch.randn(2, 2, 3))
+
+
+@pytest.mark.parametrize("impl", ["compile", "compile_step"])
+def test_compile_fails_where_torch_would_quietly_run_uncompiled(impl):
     """Each run's wrapper starts from empty compile caches, so earlier runs in a sweep's process
     use none of torch's recompile limit; a run that needs more graphs than the limit fails."""
-    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", 1)
-    with torch.no_grad():  # one graph per shape
+    with torch._dynamo.config.patch(recompile_limit=1), torch.no_grad():  # one graph per shape
         for hidden_size in (4, 5):  # a second cell's graph: over the limit, but in a fresh cache
-            compiled = IMPL_BUILDERS["compile"](cells.GRU(3, hidden_size))
+            compiled = IMPL_BUILDERS[impl](cells.GRU(3, hidden_size))
             compiled(torch.randn(2, 2, 3))
-        with pytest.raises(RuntimeError, match="needs more than 1 graphs of the step"):
+        with pytest.raises(RuntimeError, match=f"backend.impl={impl}: this run needs more than 1 compiled graphs"):
             compiled(torch.randn(2, 3, 3))  # a second shape of the same run
 
 

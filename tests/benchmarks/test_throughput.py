@@ -20,7 +20,7 @@ CELLS = {  # name -> (class, flags)
 }
 ON = [("cpu", size) for size in list(SIZES)[:2]] + [(accelerator(), size) for size in SIZES if accelerator()]
 CASES = [(c, impl, device, size) for device, size in ON for c in CELLS
-         for impl in ("loop", "fused", "script", *(("graph",) if device == "cuda" else ()))
+         for impl in ("loop", "fused", "script", "compile_step", *(("graph",) if device == "cuda" else ()))
          if impl != "fused" or not CELLS[c][1]]  # torch's modules have no ablations
 
 
