@@ -125,7 +125,8 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "steps_to_solve": outcome.steps_to_solve if outcome else None,
         "seconds_to_solve": outcome.seconds_to_solve if outcome else None,
         "train_seconds": outcome.train_seconds if outcome else None,
-        "train_tokens_per_s": outcome.train_tokens / outcome.train_seconds if outcome and outcome.train_seconds else None,
+        "first_step_seconds": outcome.first_step_seconds if outcome else None,
+        "train_tokens_per_s": outcome.tokens_per_s if outcome else None,
         "wall_time": wall, "started_at": started, "error": error, "task_version": task.version,
         **{f"config.{k}": v for k, v in flat.items()},
     }

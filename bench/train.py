@@ -36,10 +36,20 @@ class Outcome:
     seconds_to_solve: float | None = None  # training time (evaluations excluded) until solved
     train_seconds: float = 0.0
     train_tokens: int = 0  # input steps x examples trained on
+    # the first step alone: it pays what a backend does once per shape (trace, compile, capture)
+    first_step_seconds: float | None = None
+    first_step_tokens: int = 0
     final: dict = field(default_factory=dict)  # test metrics of the last evaluation
     metrics: list = field(default_factory=list)
     profiles: list = field(default_factory=list)
     throughput: list = field(default_factory=list)  # rows of a throughput run (measure.throughput)
+
+    @property
+    def tokens_per_s(self) -> float | None:
+        """Training tokens per second after the first step (None with one step): the steady rate,
+        which a 2-minute compile in the first step would otherwise swamp."""
+        seconds = self.train_seconds - (self.first_step_seconds or 0.0)
+        return (self.train_tokens - self.first_step_tokens) / seconds if self.steps > 1 and seconds > 0 else None
 
 
 def to_device(batch: tasks.Batch, device, dtype) -> tasks.Batch:
@@ -108,8 +118,11 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
             break
         opt.step()
         measure.synchronize(device)  # the step's time, not its launch
-        result.train_seconds += time.perf_counter() - t0
-        result.steps, result.train_tokens = step, result.train_tokens + batch.x.shape[0] * batch.x.shape[1]
+        seconds, tokens = time.perf_counter() - t0, batch.x.shape[0] * batch.x.shape[1]
+        if step == 1:
+            result.first_step_seconds, result.first_step_tokens = seconds, tokens
+        result.train_seconds += seconds
+        result.steps, result.train_tokens = step, result.train_tokens + tokens
         bar.update()
         if not evaluating:
             continue

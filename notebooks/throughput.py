@@ -39,8 +39,9 @@ costs.gru_vs_lstm(tables).round(3)
 
 # %% [markdown]
 # ## Training throughput
-# Tokens per second while training (all of a run's steps, evaluations excluded). Parallel runs
-# share the machine, so compare these within one sweep only.
+# Tokens per second while training: the steps after the first, evaluations excluded (the first
+# step pays what a backend does once: compile, trace, capture; `first_step_seconds` holds it).
+# Parallel runs share the machine, so compare these within one sweep only.
 
 # %%
 train = runs[runs.training]

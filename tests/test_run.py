@@ -83,6 +83,25 @@ def test_a_run_prints_its_summary_and_its_rows_load(cli):
     assert len(profiles[(profiles.quantity == "dL/dx") & (profiles.step == 0)]) == 70  # T + 20 steps
 
 
+def test_training_throughput_leaves_out_the_first_step_and_records_it(cli, monkeypatch):
+    """The first training step pays what a backend does once (compile, trace, capture): its time is
+    recorded alone, and train_tokens_per_s is the rate of the steps after it."""
+    clip, slept = torch.nn.utils.clip_grad_norm_, []
+
+    def slow_in_the_first_training_step(*args, **kwargs):  # clipping: in the training steps only
+        if not slept:
+            slept.append(time.sleep(0.5))
+        return clip(*args, **kwargs)
+
+    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", slow_in_the_first_training_step)
+    code, _, err = cli("cell=gru", "task=adding")
+    assert code == 0, err
+    r = load_tables(cli.results)["runs"].iloc[0]
+    steady = r.train_seconds - r.first_step_seconds
+    assert r.first_step_seconds >= 0.5 > steady
+    assert r.train_tokens_per_s == pytest.approx((r.steps - 1) * r.seq_len * r["config.train.batch_size"] / steady)
+
+
 @pytest.mark.parametrize("cell", CELL_NAMES)
 def test_every_cell_yaml_composes_and_trains(tmp_path, cell):
     assert execute(tmp_path, f"cell={cell}") == "ok"
