@@ -254,8 +254,9 @@ def resolve(cfg) -> Backend:
 def check_cell(backend: Backend, cell: cells.Recurrent) -> None:
     if backend.impl == "fused" and not cell.torch_equivalent:
         changed = ", ".join(f"{k}={v!r}" for k, v in cell.flags.items() if v != cell.FLAGS[k].default)
+        ours = (i for i in IMPLS if i != "fused" and (i != "graph" or backend.device == "cuda"))
         raise ValueError(f"backend.impl='fused' runs torch.nn.{type(cell).__name__}, which has no {changed}; "
-                         f"allowed for this cell: backend.impl=loop")
+                         f"allowed for this cell: backend.impl={' | '.join(ours)}")
 
 
 @functools.cache  # once per process: a sweep's jobs share it
