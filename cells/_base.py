@@ -247,7 +247,7 @@ class Recurrent(nn.Module):
     @contextlib.contextmanager
     def steps_through(self, wrap: Callable[[Callable], Callable]):
         """Run the step loop inside, each layer's step function replaced by wrap(step): the
-        'compile' backend passes torch.compile, which then compiles one step and reuses it for
+        'compile_step' backend passes torch.compile, which then compiles one step and reuses it for
         all T, where compiling the whole forward would unroll the T steps."""
         self._wrap_step = wrap
         try:
