@@ -358,7 +358,8 @@ BAD = [
      "backend.device=", "cpu"),
     (["backend.impl=jit"], "backend.impl='jit'", "loop | fused"),
     (["backend.impl=graph"], "backend.impl='graph'", "backend.device=cuda"),
-    (["backend.impl=fused", "cell=gru_untied"], "tied_gates=False", "allowed for this cell: backend.impl=loop | script | compile | compile_step"),
+    (["backend.impl=fused", "cell=gru_untied"], "tied_gates=False",
+     "allowed for this cell: backend.impl=loop | script | compile | compile_step"),
     (["+cell.nonlinearity=relu"], "no flag 'nonlinearity'", "input_gate"),
 ]
 
