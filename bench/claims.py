@@ -14,6 +14,9 @@ from . import costs, stats
 from .stats import Estimate
 
 MARGIN = 0.05  # skill (0 = chance, 1 = perfect): smaller differences count as comparable
+# A run learned its task when its skill exceeds the margin. Two cells that both stay at chance are
+# alike whatever their design, so a skill comparison where neither learned decides nothing.
+LEARNED = MARGIN
 SPEED_MARGIN = math.log(1.05)  # a cell is cheaper when it is at least 5% faster
 CHANGE_MARGIN = math.log(1.5)  # "changes a lot more": at least 1.5x the relative step change
 NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "solved_threshold", "solved", "steps_to_solve",
@@ -71,6 +74,15 @@ def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataF
     return [(key, stats.bootstrap(g.skill_a - g.skill_b, g.seq_len), g) for key, g in p.groupby(by)]
 
 
+def _skill_part(label: str, est: Estimate, g: pd.DataFrame, verdict: str) -> tuple[str, Estimate, str]:
+    """A part comparing the skills of the pairs g (skill_a, skill_b): its verdict, or inconclusive,
+    saying why, where neither side's mean skill exceeds LEARNED."""
+    best = max(g.skill_a.mean(), g.skill_b.mean())
+    if best > LEARNED:
+        return label, est, verdict
+    return f"{label} (neither cell learned the task: best mean skill {best:+.3f})", est, stats.INCONCLUSIVE
+
+
 def _where(g: pd.DataFrame) -> str:
     lengths = ",".join(str(t) for t in sorted(g.seq_len.unique()))
     return f"{g.task.iloc[0]} T={lengths}, {g.seed.nunique()} seeds"
@@ -111,7 +123,8 @@ def s1(runs, tables):
             gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
             for _, est, pairs in _compare(gap, standard(gap, "lstm"), standard(gap, "rnn")):
                 lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
-                parts.append((f"{label}; lstm - rnn skill at T={lengths}", est, stats.greater(est, MARGIN)))
+                parts.append(_skill_part(f"{label}; lstm - rnn skill at T={lengths}", est, pairs,
+                                         stats.greater(est, MARGIN)))
             extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
     scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
@@ -142,12 +155,14 @@ def _gradient_ratio(profiles, runs, task, seq_len) -> str:
 
 
 def s2(runs, tables):
-    """Trained standard LSTMs: per run, the ratio of h's mean relative step change
-    ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (test set, last evaluation, layer 0); the geometric mean over
-    runs (lengths resampled within each task and length). Supported when its interval lies above
-    1 and its mean above 1.5 (h changes at least 1.5x as much as c); not supported when the
-    interval lies below 1.5; inconclusive otherwise."""
-    lstm = runs[standard(runs, "lstm")]
+    """Trained standard LSTMs, those that learned their task (skill above the margin): per run,
+    the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (test set, last
+    evaluation, layer 0); the geometric mean over runs (lengths resampled within each task and
+    length). Supported when its interval lies above 1 and its mean above 1.5 (h changes at least
+    1.5x as much as c); not supported when the interval lies below 1.5; inconclusive otherwise,
+    and when no LSTM learned its task."""
+    every = runs[standard(runs, "lstm")]
+    lstm = every[every.skill > LEARNED]
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
     m = m.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
@@ -158,8 +173,13 @@ def s2(runs, tables):
         est = stats.bootstrap(np.log(wide.step_change_h / wide.step_change_c), wide.task + wide.seq_len.astype(str))
         settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
-        parts.append((f"h / c step change ({where})", _ratio(est), stats.greater(est, CHANGE_MARGIN)))
-    return _verdict("S2", CLAIMS["S2"][0], parts, _scope(lstm))
+        dropped = len(every) - len(lstm)
+        left_out = f"; {dropped} of {len(every)} runs learned nothing, left out" if dropped else ""
+        parts.append((f"h / c step change ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN)))
+    elif len(every) and lstm.empty:
+        parts.append((f"{len(every)} LSTM runs, none learned its task (best skill {every.skill.max():+.3f})", None,
+                      stats.INCONCLUSIVE))
+    return _verdict("S2", CLAIMS["S2"][0], parts, _scope(every))
 
 
 def _ratio(log_est: Estimate, invert: bool = False) -> str:
@@ -220,7 +240,7 @@ def s4(runs, tables):
     gru_sized = (runs.family == "gru") & (runs.variant == "") & runs.sized
     for label, gru in (("equal H", gru_equal), ("equal params", gru_sized)):
         for task, est, g in _compare(runs, gru, lstm):
-            parts.append((f"{label}, {_where(g)}: gru - lstm", est, stats.non_inferior(est, MARGIN)))
+            parts.append(_skill_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior(est, MARGIN)))
     return _verdict("S4", CLAIMS["S4"][0], parts, _scope(runs[lstm | gru_equal | gru_sized]))
 
 
@@ -266,14 +286,15 @@ def s5(runs, tables):
 def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per ablated training run and its standard cell's run of the same seed and setting:
     cell (the ablated cell's name), family, variant, task, seq_len, seed, effect (skill of the
-    ablated minus skill of the standard cell)."""
+    ablated minus skill of the standard cell: skill_a - skill_b)."""
     train = runs[runs.training & ~runs.sized]
     frames = []
     for (family, var), _ in train[train.variant != ""].groupby(["family", "variant"]):
         p = stats.pairs(train, (train.family == family) & (train.variant == var), standard(train, family))
         frames.append(p.assign(cell=p.cell_a, family=family, variant=var, effect=p.skill_a - p.skill_b,
                                device_name=p.device_name_a))
-    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "device", "impl", "dtype", "device_name"]
+    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "skill_a", "skill_b", "device", "impl",
+               "dtype", "device_name"]
     frames = [f[columns] for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True).dropna(subset=["effect"]) if frames else pd.DataFrame(columns=columns)
 
@@ -291,7 +312,7 @@ def s6(runs, tables):
     parts, used = [], ablated[ablated.variant.isin(["tied_gates=False", "coupled_gates=True"])]
     for var, label, sign in (("tied_gates=False", "gru - untied gru", -1), ("coupled_gates=True", "cifg lstm - lstm", 1)):
         for task, est, g in _per_task(used[used.variant == var], sign):
-            parts.append((f"{_where(g)}: {label}", est, stats.non_inferior(est, MARGIN)))
+            parts.append(_skill_part(f"{_where(g)}: {label}", est, g, stats.non_inferior(est, MARGIN)))
     return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))
 
 
@@ -306,8 +327,8 @@ def s7(runs, tables):
     parts = []
     for (family, var), pairs in used.groupby(["family", "variant"], sort=False):
         for task, est, g in _per_task(pairs, -1):
-            parts.append((f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est,
-                          stats.greater(est, MARGIN)))
+            parts.append(_skill_part(f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est, g,
+                                     stats.greater(est, MARGIN)))
     return _verdict("S7", CLAIMS["S7"][0], parts, _scope(used))
 
 

@@ -122,8 +122,10 @@ def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
         "size, backend and training budget. An estimate is the mean paired difference with a "
         f"{stats.LEVEL:.0%} percentile-bootstrap interval ({stats.N_BOOT:,} resamples of the pairs, within "
         "each task and length). With 3 seeds an interval is coarse: it excludes 0 only when every seed "
-        f"agrees. Margin: {claims.MARGIN} skill. The z of a GRU here is torch's (z keeps the old state); "
-        "the seed's z is 1 - z. The rule of each claim:",
+        f"agrees. Margin: {claims.MARGIN} skill. A run learned its task when its skill exceeds "
+        f"{claims.LEARNED}; a comparison where neither cell's mean skill over the pairs exceeds it decides "
+        "nothing: two cells at chance are alike whatever their design. The z of a GRU here is torch's (z keeps "
+        "the old state); the seed's z is 1 - z. The rule of each claim:",
         rules(),
         "## Evidence per claim",
         *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.astype(str)) if len(v.parts) else v.evidence)

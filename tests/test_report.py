@@ -141,15 +141,42 @@ def test_s1_is_inconclusive_when_the_lstm_solves_nothing():
     assert verdict("S1", t) == INCONCLUSIVE
 
 
-def step_changes(h, c):
+def step_changes(h, c, seeds=range(3)):
     return [{"run_id": f"lstm-adding-30-{seed}", "step": 1000, "split": "test", "metric": f"step_change_{s}",
-             "value": v * (1 + 0.01 * seed), "layer": 0} for seed in range(3) for s, v in (("h", h), ("c", c))]
+             "value": v * (1 + 0.01 * seed), "layer": 0} for seed in seeds for s, v in (("h", h), ("c", c))]
 
 
 @pytest.mark.parametrize("h,c,expected", [(0.3, 0.1, SUPPORTED), (0.1, 0.1, NOT), (0.1, 0.3, NOT)])
 def test_s2_step_change_of_h_over_c(h, c, expected):
     lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0] * 3)]
     assert verdict("S2", tables(lstm, metrics=step_changes(h, c))) == expected
+
+
+def test_s2_reads_only_lstms_that_learned_their_task():
+    # seed 3 stayed at chance; its h would change 100x as much as its c and, counted, make the
+    # claim inconclusive
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0, 1.0, 1.0, 0.0])]
+    metrics = step_changes(0.1, 0.1) + step_changes(10.0, 0.1, seeds=[3])
+    (v,) = [v for v in claims.judge(tables(lstm, metrics=metrics)) if v.id == "S2"]
+    assert v.verdict == NOT and "1 of 4 runs learned nothing, left out" in v.evidence and "(n=3)" in v.evidence
+    untrained = [dict(r, steps=1000, final_value=claims.LEARNED) for r in lstm]  # at the margin: not learned
+    (v,) = [v for v in claims.judge(tables(untrained, metrics=metrics)) if v.id == "S2"]
+    assert v.verdict == INCONCLUSIVE and "none learned its task" in v.evidence
+
+
+@pytest.mark.parametrize("claim,cells", [
+    ("S4", (runs_of("gru", [0.0] * 3), runs_of("lstm", [0.04] * 3))),  # -0.04: "comparable" if it counted
+    ("S6", (runs_of("gru", [0.0] * 3), runs_of("gru_untied", [0.0] * 3, family="gru", tied_gates=False))),
+    ("S7", (runs_of("lstm", [0.01, 0.02, 0.0]),  # no effect: "not supported" if it counted
+            runs_of("lstm_nfg", [0.01, 0.0, 0.02], family="lstm", forget_gate=False))),
+])
+def test_skill_comparisons_where_neither_cell_learned_decide_nothing(claim, cells):
+    (v,) = [v for v in claims.judge(tables(*cells)) if v.id == claim]
+    assert v.verdict == INCONCLUSIVE and "neither cell learned the task" in v.evidence
+    # the same comparison once one side learned is decided
+    learned = [dict(r, final_value=r["final_value"] + 0.5) for r in cells[0]]
+    (v,) = [v for v in claims.judge(tables(learned, cells[1])) if v.id == claim]
+    assert v.verdict != INCONCLUSIVE and "neither" not in v.evidence
 
 
 def test_s3_counts_against_the_closed_form():
