@@ -205,6 +205,20 @@ class Backend:
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
 
+    def memory_bytes(self) -> int:
+        """The memory a run on this backend can hold at most: the GPU's, or the machine's (as
+        far as a cgroup lets this process have it)."""
+        if self.device == "cuda":
+            return torch.cuda.get_device_properties(torch.cuda.current_device()).total_memory
+        if self.device == "mps" and hasattr(torch.mps, "recommended_max_memory"):
+            return torch.mps.recommended_max_memory()
+        total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+        try:  # cgroup v2's limit, 'max' where there is none
+            limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+            return min(total, int(limit)) if limit.isdigit() else total
+        except OSError:
+            return total
+
     def build(self, cell: cells.Recurrent) -> nn.Module:
         """The module that runs `cell` on this backend, moved to its device and dtype. Only
         'fused' copies the weights (into torch's module); the others share the cell's."""

@@ -161,7 +161,7 @@ def s2(runs, tables):
     length). Supported when its interval lies above 1 and its mean above 1.5 (h changes at least
     1.5x as much as c); not supported when the interval lies below 1.5; inconclusive otherwise,
     and when no LSTM learned its task."""
-    every = runs[standard(runs, "lstm")]
+    every = runs[standard(runs, "lstm") & runs.skill.notna()]  # failed runs have no skill: left out
     lstm = every[every.skill > LEARNED]
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]

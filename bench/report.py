@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import cells
-from . import claims, costs, figures, stats
+from . import claims, costs, figures, results, stats
 from .results import load_tables
 
 CAPTIONS = {
@@ -100,8 +100,9 @@ def rules() -> str:
     return "\n".join(lines)
 
 
-def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
-    tables = load_tables(results_dir)
+def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Verdict], list[str]]:
+    tables = load_tables(results_dir, strict=strict)
+    skipped = results.damaged(results_dir)
     runs = claims.annotate(tables["runs"])
     verdicts = claims.judge(tables, runs)
     drawn = figures.draw(runs, tables)
@@ -113,7 +114,9 @@ def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
         f"# rnnbench report: {results_dir.name}",
         f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in status.items())}), read from `{results_dir}` "
         "with `bench.results.load_tables`. Written by `rnnbench-report`; every number below is computed "
-        "from those tables.",
+        "from those tables."
+        + (f" Skipped, damaged (their runs count as not recorded): {'; '.join(f'`{p}`' for p in skipped)}."
+           if skipped else ""),
         "## Claims ledger", ledger(verdicts),
         "## How verdicts are reached",
         "Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
@@ -153,13 +156,20 @@ def write(results_dir: Path) -> tuple[Path, list[claims.Verdict], list[str]]:
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(prog="rnnbench-report", description=__doc__.split("\n")[0])
     parser.add_argument("results_dir", type=Path, help="a results directory written by rnnbench")
+    parser.add_argument("--strict", action="store_true",
+                        help="stop at a damaged table (by default it is skipped with a warning, and its runs with it)")
     args = parser.parse_args(argv)
-    if not args.results_dir.is_dir() or load_tables(args.results_dir, names=("runs",))["runs"].empty:
+    try:
+        empty = load_tables(args.results_dir, names=("runs",), strict=args.strict)["runs"].empty
+    except results.Damaged as e:
+        print(f"rnnbench-report: error: damaged: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    if empty:
         print(f"rnnbench-report: error: no runs in {args.results_dir}; run `make reproduce` or "
               f"`rnnbench ... results_dir={args.results_dir}` first", file=sys.stderr)
         raise SystemExit(2)
     matplotlib.use("Agg")  # files only: no display needed, none opened
-    path, verdicts, drawn = write(args.results_dir)
+    path, verdicts, drawn = write(args.results_dir, args.strict)
     counts = pd.Series([v.verdict.split(":")[0] for v in verdicts]).value_counts()
     print(f"rnnbench-report: {path} ({len(verdicts)} claims: "
           + ", ".join(f"{n} {v}" for v, n in counts.items()) + f"; {len(drawn)} figures)")

@@ -1,24 +1,41 @@
-"""The result tables: tidy, one row per observation, written atomically, one folder per run,
-compacted into one folder per sweep when the sweep ends.
+"""The result tables: tidy, one row per observation, in folders called records.
 
-    RESULTS_DIR/<run_id>/metrics.parquet     run_id, step, split, metric, value, layer, param, gate
-    RESULTS_DIR/<run_id>/profiles.parquet    run_id, step, t, quantity, layer, value
-    RESULTS_DIR/<run_id>/throughput.parquet  run_id, pass, seq_len, batch_size, tokens_per_s, ...
-    RESULTS_DIR/<run_id>/runs.parquet        one row: the run's config, status and fingerprint
-Every row of every table also names the backend: device, impl, dtype, threads.
+    RESULTS_DIR/<record>/runs.parquet        one row per run: its config, status and fingerprint
+    RESULTS_DIR/<record>/metrics.parquet     run_id, step, split, metric, value, layer, param, gate
+    RESULTS_DIR/<record>/profiles.parquet    run_id, step, t, quantity, layer, value
+    RESULTS_DIR/<record>/throughput.parquet  run_id, pass, seq_len, batch_size, tokens_per_s, ...
+Every row of every table also names the backend: device, impl, dtype, threads. A record holds one
+run (`<run_id>-<random>`, written when the run ends) or many (`sweep-<random>`, written when a
+sweep ends from the one-run records of its runs: compaction). Identifiers are read from the
+files, never from folder names.
 
-runs.parquet is written last and is the mark of a complete record: a run killed before it
-leaves nothing that load_tables reads, and its rerun replaces the rest. A sweep's complete runs
-are then moved into RESULTS_DIR/sweep-<hash>/ (the same four tables, many runs each). Where one
-run id is recorded twice (a failed run retried after compaction, a compaction killed before it
-removed its sources) the record that started last wins. Identifiers are read from the files,
-never from folder names.
+Any number of processes, on one machine or on several sharing a file system whose renames are
+atomic (any POSIX one, NFS included), may write into one results directory at once. No lock:
+- a record is written whole into a hidden folder of its own (`.tmp-*`) and then renamed into
+  place under a name no other process picks, so readers see all of it or none of it and no
+  writer overwrites another's;
+- a record is never changed once in place, only removed, and only by a process that has put
+  its rows into a record placed before (a compaction, or a newer record of the same run);
+- a run recorded more than once (run by two sweeps at once, retried after failing, compacted
+  by two processes) is read from the record that started it last (`started_at`);
+- a reader lists the records until a listing shows none it has not read: a record removed
+  while it was read holds nothing that a record placed before the removal does not hold.
+Each record lists its tables' SHA-256 (sha256.json). A table that is truncated, garbled, missing
+or not ours costs its record alone: readers skip the record with one warning line naming the
+file (load_tables' `strict` stops instead), and its runs count as not recorded, so a rerun does
+them again.
 """
 import hashlib
+import io
 import json
 import os
+import secrets
 import shutil
+import socket
+import sys
+import time
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 
@@ -32,7 +49,23 @@ COLUMNS = {
                    "seconds", "seconds_q1", "seconds_q3", "repeats", "ref_seconds", "macs_per_token", "saved_bytes",
                    "peak_bytes", *BACKEND],
 }
+REQUIRED = {name: ["run_id", *BACKEND] for name in TABLES} | {"runs": ["run_id", "status", "started_at", *BACKEND]}
 DONE = ("ok", "diverged")  # statuses a rerun skips; 'failed' runs are retried
+SUMS = "sha256.json"  # a record's file -> its SHA-256 (records written before it have none)
+ABANDONED_S = 24 * 3600  # a hidden folder of another machine's process, untouched this long, is abandoned
+
+
+class Damaged(ValueError):
+    """A table that cannot be read as one of ours: truncated, garbled, missing or foreign."""
+
+
+class _Vanished(Exception):
+    """A record removed while it was read: its rows are in a record placed before the removal."""
+
+
+def reason(e: BaseException) -> str:
+    """An error's first line, for one-line messages (its type where it says nothing)."""
+    return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
 def run_id(config: dict) -> str:
@@ -40,83 +73,277 @@ def run_id(config: dict) -> str:
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
-def _write_atomic(frame: pd.DataFrame, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    frame.to_parquet(tmp, index=False)
-    os.replace(tmp, path)
+# ---- writing -------------------------------------------------------------------------------------
+def _hidden(root: Path) -> Path:
+    """A name in root that no other process, here or on another machine, picks: .tmp-PID-RANDOM-HOST."""
+    return root / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{socket.gethostname()}"
 
 
-def status_of(results_dir, rid: str) -> str | None:
-    """The recorded status of run `rid`, or None when it has no complete record."""
-    path = Path(results_dir) / rid / "runs.parquet"
-    if path.exists():  # a run's own folder is newer than any compaction that holds it
-        return pd.read_parquet(path, columns=["status"])["status"].iloc[0]
-    found = [runs[runs.run_id == rid] for runs in
-             (pd.read_parquet(p, columns=["run_id", "status", "started_at"])
-              for p in Path(results_dir).glob("sweep-*/runs.parquet"))]
-    found = pd.concat(found) if found else pd.DataFrame()
-    return None if found.empty else found.sort_values("started_at")["status"].iloc[-1]
+def _place(root: Path, name: str, tables: dict[str, pd.DataFrame]) -> Path:
+    """A new record `name-RANDOM` in root: its tables and their SHA-256 (SUMS) written into a
+    hidden folder, then renamed into place. Whatever fails (a full disk, a value parquet cannot
+    hold), nothing is left behind."""
+    scratch = _hidden(root)
+    try:
+        scratch.mkdir()
+        sums = {}
+        for table, frame in tables.items():
+            data = frame.to_parquet(index=False)
+            (scratch / f"{table}.parquet").write_bytes(data)
+            sums[f"{table}.parquet"] = hashlib.sha256(data).hexdigest()
+        (scratch / SUMS).write_text(json.dumps(sums, indent=1))
+        folder = root / f"{name}-{secrets.token_hex(4)}"
+        os.rename(scratch, folder)
+        return folder
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)  # gone already where the rename succeeded
 
 
-def recorded(results_dir, rids: list[str]) -> set[str]:
-    """Which of `rids` have a complete record, in their own folder or in a compacted one."""
+def _remove(folder: Path) -> None:
+    """Take a record away whole (renamed out of sight, then deleted); another process may have
+    taken it first."""
+    gone = _hidden(folder.parent)
+    try:
+        os.rename(folder, gone)
+    except FileNotFoundError:
+        return
+    shutil.rmtree(gone, ignore_errors=True)
+
+
+def alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's
+        return True
+    return True
+
+
+def remove_abandoned(results_dir) -> None:
+    """Delete the hidden folders of writers that are gone: killed on this machine, or untouched
+    for a day (ABANDONED_S) on any."""
+    for path in Path(results_dir).glob(".tmp-*"):
+        parts = path.name.removeprefix(".tmp-").split("-", 2)  # as _hidden names them
+        pid, host = (parts[0], parts[2]) if len(parts) == 3 else ("", "")
+        try:
+            idle = time.time() - path.stat().st_mtime
+        except FileNotFoundError:
+            continue
+        mine = host == socket.gethostname() and pid.isdigit()
+        if (mine and not alive(int(pid))) or idle > ABANDONED_S:
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def prepare(results_dir) -> None:
+    """Create results_dir if needed and prove it writable; OSError says why not."""
     root = Path(results_dir)
-    compacted = {rid for p in root.glob("sweep-*/runs.parquet")
-                 for rid in pd.read_parquet(p, columns=["run_id"]).run_id}
-    return {rid for rid in rids if rid in compacted or (root / rid / "runs.parquet").exists()}
-
-
-def compact(results_dir, rids: list[str]) -> Path | None:
-    """Move the complete runs among `rids` from their own folders into one sweep folder; None
-    when fewer than two are left in folders of their own."""
-    root = Path(results_dir)
-    folders = [root / rid for rid in dict.fromkeys(rids) if (root / rid / "runs.parquet").exists()]
-    if len(folders) < 2:
-        return None
-    target = root / f"sweep-{run_id(sorted(f.name for f in folders))}"
-    target.mkdir(exist_ok=True)
-    for name in (*TABLES[1:], "runs"):  # runs last: the folder is complete once it is there
-        frames = [pd.read_parquet(f / f"{name}.parquet") for f in folders if (f / f"{name}.parquet").exists()]
-        frames = [f for f in frames if not f.empty]
-        frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
-        _write_atomic(frame, target / f"{name}.parquet")
-    for f in folders:
-        shutil.rmtree(f)
-    return target
+    if root.exists() and not root.is_dir():
+        raise NotADirectoryError(f"{root} is a file")
+    root.mkdir(parents=True, exist_ok=True)
+    probe = _hidden(root)
+    probe.mkdir()
+    (probe / "probe").write_bytes(b"")
+    shutil.rmtree(probe)
+    remove_abandoned(root)
 
 
 def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) -> Path:
-    """Write one run's tables; runs.parquet goes last (and first goes any old one). Each row of
-    `tables` (metrics, profiles, throughput) gets the run's id and backend columns."""
-    folder = Path(results_dir) / rid
-    folder.mkdir(parents=True, exist_ok=True)
-    (folder / "runs.parquet").unlink(missing_ok=True)  # an old record must not pair with new rows
+    """Record one run: a new record holding `runs` (its row) and `tables` (metrics, profiles,
+    throughput: lists of rows, which get the run's id and backend columns). Older one-run
+    records of the same run are removed once it is in place."""
+    root = Path(results_dir)
     tag = {"run_id": rid, **{k: runs[k] for k in BACKEND}}
+    frames = {}
     for name in TABLES[1:]:
         frame = pd.DataFrame([{**r, **tag} for r in tables.get(name, [])], columns=COLUMNS[name])
-        if "layer" in frame:
-            frame = frame.astype({"layer": "Int64"})  # None: not per layer
-        _write_atomic(frame, folder / f"{name}.parquet")
-    _write_atomic(pd.DataFrame([runs]), folder / "runs.parquet")
+        frames[name] = frame.astype({"layer": "Int64"}) if "layer" in frame else frame  # None: not per layer
+    folder = _place(root, rid, {**frames, "runs": pd.DataFrame([runs])})
+    for other in root.glob(f"{rid}-*"):  # candidates by name; which run they hold, by their table
+        try:
+            old = _read(other, "runs")
+        except (Damaged, _Vanished):
+            continue
+        if other != folder and len(old) == 1 and old.run_id.iloc[0] == rid and old.started_at.iloc[0] < runs["started_at"]:
+            _remove(other)
     return folder
 
 
-def load_tables(results_dir, names: tuple[str, ...] = TABLES) -> dict[str, pd.DataFrame]:
-    """{'runs', 'metrics', 'profiles', 'throughput'} (or just `names`) -> DataFrame, from every
-    complete run under results_dir (tables a run did not write are empty)."""
-    root = Path(results_dir)
-    folders = sorted(p.parent for p in root.glob("*/runs.parquet")) if root.is_dir() else []
-    read = {name: [pd.read_parquet(f / f"{name}.parquet").assign(_folder=f.name)
-                   for f in folders if (f / f"{name}.parquet").exists()] for name in {"runs", *names}}
-    runs = pd.concat(read["runs"], ignore_index=True) if read["runs"] else None
-    keep = set()  # (run_id, folder) of each run's latest record
-    if runs is not None:
-        latest = runs.sort_values("started_at", kind="stable").drop_duplicates("run_id", keep="last")
-        keep = set(zip(latest.run_id, latest._folder))
+def compact(results_dir, rids: list[str]) -> Path | None:
+    """Merge the one-run records of `rids` into one new record (`sweep-*`), keeping the latest
+    record of each run, then remove them; None when fewer than two are found. Records another
+    process compacts at the same time are merged by both or skipped by one: never lost."""
+    root, wanted = Path(results_dir), set(rids)
+    remove_abandoned(root)
+    found = {}
+    for folder in _listing(root):
+        try:
+            runs = _read(folder, "runs")
+            if len(runs) == 1 and runs.run_id.iloc[0] in wanted:
+                found[folder] = _read_record(folder, TABLES)
+        except (Damaged, _Vanished):  # readers warn of a damaged one; a vanished one is compacted
+            continue
+    if len(found) < 2:
+        return None
+    target = _place(root, "sweep", _latest([(f.name, t) for f, t in found.items()], TABLES))
+    for folder in found:
+        _remove(folder)
+    return target
+
+
+# ---- reading -------------------------------------------------------------------------------------
+_warned: set[str] = set()
+
+
+def _warn(problem: Damaged) -> None:
+    """One line on stderr, once per process and file."""
+    if str(problem) not in _warned:
+        _warned.add(str(problem))
+        print(f"rnnbench: warning: skipped {problem}; its runs count as not recorded", file=sys.stderr)
+
+
+def _listing(root: Path) -> list[Path]:
+    """The records in root: its visible folders that hold checksums or a runs table (a record
+    written before checksums were)."""
+    if not root.is_dir():
+        return []
+    return sorted(p for p in root.iterdir()
+                  if not p.name.startswith(".") and ((p / SUMS).exists() or (p / "runs.parquet").exists()))
+
+
+def _sums(folder: Path) -> dict[str, str]:
+    """The record's checksums, {} for a record written before they were."""
+    try:
+        sums = json.loads((folder / SUMS).read_text())
+    except FileNotFoundError:
+        if not folder.exists():
+            raise _Vanished(folder) from None
+        return {}
+    except (ValueError, OSError) as e:
+        raise Damaged(f"{folder / SUMS}: {reason(e)}") from None
+    if not isinstance(sums, dict):
+        raise Damaged(f"{folder / SUMS}: not a file -> checksum mapping")
+    return sums
+
+
+def _read(folder: Path, name: str, sums: dict[str, str] | None = None) -> pd.DataFrame:
+    """One table of a record, checked against the record's checksums and for our columns."""
+    path = folder / f"{name}.parquet"
+    sums = _sums(folder) if sums is None else sums
+    try:
+        data = path.read_bytes()
+        if path.name in sums and hashlib.sha256(data).hexdigest() != sums[path.name]:
+            raise Damaged(f"{path}: its content differs from what was written (checksum)")
+        frame = pd.read_parquet(io.BytesIO(data))
+    except Damaged:
+        raise
+    except Exception as e:
+        if not folder.exists():
+            raise _Vanished(folder) from None
+        raise Damaged(f"{path}: {'missing' if isinstance(e, FileNotFoundError) else reason(e)}") from None
+    missing = [c for c in REQUIRED[name] if c not in frame.columns]
+    if missing:
+        raise Damaged(f"{path}: not an rnnbench table (no column {', '.join(missing)})")
+    return frame
+
+
+SUMMARY = ["run_id", "status", "started_at"]
+_verified: dict[Path, tuple[tuple, pd.DataFrame]] = {}  # record -> its files' signature, its runs' SUMMARY
+
+
+def _signature(folder: Path) -> tuple:
+    """(inode, size, mtime) of each table: a record is never changed in place, but a person may."""
+    try:
+        return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in ((folder / f"{n}.parquet").stat() for n in TABLES))
+    except FileNotFoundError:
+        return ()
+
+
+def _read_record(folder: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+    """The tables `names` (runs always) of one record, each verified; the record's other tables
+    are verified once per process, since any damage costs the whole record."""
+    signature = _signature(folder)
+    known = signature and _verified.get(folder, ((),))[0] == signature
+    sums = _sums(folder)
+    tables = {name: _read(folder, name, sums) for name in (("runs", *names) if known else TABLES)}
+    ids = set(tables["runs"].run_id)
+    for name, frame in tables.items():
+        if not set(frame.run_id) <= ids:
+            raise Damaged(f"{folder / name}.parquet: rows of runs that its runs.parquet does not hold")
+    _verified[folder] = signature, tables["runs"][SUMMARY]
+    return {name: tables[name] for name in dict.fromkeys(("runs", *names))}
+
+
+def _summary(folder: Path) -> dict[str, pd.DataFrame]:
+    """{'runs': SUMMARY of the record's runs}, read once per process."""
+    signature, summary = _verified.get(folder, ((), None))
+    if not signature or signature != _signature(folder):
+        summary = _read_record(folder, ("runs",))["runs"][SUMMARY]
+    return {"runs": summary}
+
+
+def _scan(root: Path, read: Callable[[Path], dict], strict: bool) -> tuple[list[tuple[str, dict]], list[str]]:
+    """read(record) for every record in root, listed again until a listing shows none not read
+    yet (a record that vanished while read was removed after its rows were placed in a record
+    that the next listing shows); and what was wrong with each damaged record, skipped."""
+    done, out, problems = set(), [], []
+    while new := [f for f in _listing(root) if f.name not in done]:
+        for folder in new:
+            done.add(folder.name)
+            try:
+                out.append((folder.name, read(folder)))
+            except _Vanished:
+                continue
+            except Damaged as problem:
+                if strict:
+                    raise
+                _warn(problem)
+                problems.append(str(problem))
+    return out, problems
+
+
+def _latest(records: list[tuple[str, dict]], names) -> dict[str, pd.DataFrame]:
+    """One table per name from many records, each run's rows from the record that started it
+    last (a run recorded twice: ran twice, retried, or compacted by two processes)."""
+    runs = [t["runs"].assign(_record=key) for key, t in records]
+    keep = set()  # (run_id, record) of each run's latest record
+    if runs:
+        latest = pd.concat(runs).sort_values("started_at", kind="stable").drop_duplicates("run_id", keep="last")
+        keep = set(zip(latest.run_id, latest._record))
     tables = {}
     for name in names:
-        frames = read[name]
-        frames = [f[[pair in keep for pair in zip(f.run_id, f._folder)]] for f in frames]
-        frames = [f.drop(columns="_folder") for f in frames if not f.empty]
+        frames = [t[name][[(rid, key) in keep for rid in t[name].run_id]] for key, t in records]
+        frames = [f for f in frames if not f.empty]
         tables[name] = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=COLUMNS[name])
     return tables
+
+
+def _index(results_dir) -> pd.DataFrame:
+    """run_id, status, started_at of every run's latest readable record."""
+    records, _ = _scan(Path(results_dir), _summary, strict=False)
+    runs = _latest(records, ("runs",))["runs"]
+    return runs if not runs.empty else pd.DataFrame(columns=SUMMARY)
+
+
+def status_of(results_dir, rid: str) -> str | None:
+    """The recorded status of run `rid`, or None when no readable record holds it."""
+    found = _index(results_dir).query("run_id == @rid")
+    return None if found.empty else found.status.iloc[0]
+
+
+def recorded(results_dir, rids: list[str]) -> set[str]:
+    """Which of `rids` have a readable record."""
+    return set(rids) & set(_index(results_dir).run_id)
+
+
+def load_tables(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> dict[str, pd.DataFrame]:
+    """{'runs', 'metrics', 'profiles', 'throughput'} (or just `names`) -> DataFrame, each run's
+    rows from its latest record under results_dir (tables a run did not write are empty). A
+    damaged record is skipped with one warning line naming its file; `strict`: Damaged is raised."""
+    records, _ = _scan(Path(results_dir), lambda f: _read_record(f, names), strict)
+    return _latest(records, names)
+
+
+def damaged(results_dir) -> list[str]:
+    """'FILE: what is wrong' for each record under results_dir that readers skip."""
+    return _scan(Path(results_dir), _summary, strict=False)[1]

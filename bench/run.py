@@ -2,6 +2,7 @@
 `rnnbench -m [sweeps]` every combination. Every job's configuration is checked before the first
 one starts: a bad input ends with one line on stderr, exit status 2 and no result rows. Once
 checked, a run that fails or diverges is recorded as such and the sweep goes on."""
+import math
 import sys
 import time
 from dataclasses import dataclass
@@ -45,6 +46,23 @@ class Plan:
     requested_size: int  # cfg.cell.hidden_size as asked, before param_match resized the cell
 
 
+INT64 = (-2**63, 2**63 - 1)  # what a table's integer column holds
+
+
+def check_values(config: dict, prefix: str = "") -> None:
+    """Every number of the resolved config: finite, and integers within 64 bits."""
+    for key, value in config.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            check_values(value, f"{name}.")
+        elif isinstance(value, list):
+            check_values(dict(enumerate(value)), f"{name}.")
+        elif isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"{name}={value!r} is not valid; allowed: a finite number")
+        elif isinstance(value, int) and not isinstance(value, bool) and not INT64[0] <= value <= INT64[1]:
+            raise ValueError(f"{name}={value!r} is out of range; allowed: an integer from -2^63 to 2^63-1")
+
+
 def check_top(cfg: DictConfig) -> None:
     """The keys outside the groups: mode, seed, train.*, throughput.*."""
     if cfg.mode not in MODES:
@@ -76,6 +94,7 @@ def _instantiate(node, what: str, **kwargs):
 def plan(cfg: DictConfig) -> Plan:
     """Check a composed config and build what it names; ValueError / TypeError name the problem."""
     config = OmegaConf.to_container(cfg, resolve=True)
+    check_values(config)
     check_top(cfg)
     task = _instantiate(cfg.task, "task")
     backend = backends.resolve(cfg.backend)
@@ -89,8 +108,39 @@ def plan(cfg: DictConfig) -> Plan:
         cell = _instantiate(cell_config, "cell", input_size=input_size, device="meta")
         config["cell"]["hidden_size"] = cell.hidden_size
     backends.check_cell(backend, cell)
+    if cell.batch_first:
+        raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
+    check_memory(cfg, task, cell, backend)
     identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
     return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
+
+
+def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backend: backends.Backend) -> None:
+    """Refuse a run whose tensors cannot fit in its device's memory. The estimate is a lower
+    bound (only what every implementation must hold at once): parameters with their gradients
+    and Adam's two moments, the fixed test set, and the larger of the test set's forward (one
+    layer's outputs) and a training step's saved activations (the input and every gate of every
+    step and layer); for mode=throughput, one forward+backward's."""
+    width = 8 if backend.dtype == "float64" else 4
+    gates = len(cell.layout.blocks) * cell.hidden_size * cell.num_layers
+    params = 4 * sum(q.numel() for q in cell.parameters())
+    if cfg.mode == "throughput":
+        t = cfg.throughput
+        parts = {"a forward+backward": task.seq_len * t.batch_size * (t.input_size + gates)}
+        sizes = "task.seq_len, throughput.batch_size, throughput.input_size or cell.hidden_size"
+    else:
+        steps, n_test = task.steps or task.seq_len, task.test_examples or cfg.train.n_test
+        evaluation = n_test * steps * cell.hidden_size
+        training = cfg.train.batch_size * steps * (task.input_size + gates)
+        parts = {"the test set": n_test * steps * task.input_size, "a training or evaluation step": max(evaluation, training)}
+        sizes = "task.seq_len, train.n_test, train.batch_size or cell.hidden_size"
+    parts["the parameters"] = params
+    need, have = width * sum(parts.values()), backend.memory_bytes()
+    if need > have:
+        largest = max(parts, key=parts.get)
+        raise ValueError(f"this run needs at least {need / 2**30:,.1f} GiB of memory ({largest}: "
+                         f"{width * parts[largest] / 2**30:,.1f} GiB), more than the {have / 2**30:,.1f} GiB of "
+                         f"backend.device={backend.device}; allowed: a smaller {sizes}")
 
 
 def matched(cfg: DictConfig, cell: cells.Recurrent, input_size: int) -> DictConfig:
@@ -175,13 +225,23 @@ def execute(cfg: DictConfig, choices: dict) -> str:
     row = record(p, choices, status, error, outcome, time.perf_counter() - t0, started)
     tables = {} if outcome is None else {"metrics": outcome.metrics, "profiles": outcome.profiles,
                                          "throughput": outcome.throughput}
-    folder = results.write_run(cfg.results_dir, p.run_id, row, tables)
+    try:
+        folder = results.write_run(cfg.results_dir, p.run_id, row, tables)
+    except Exception as e:  # noqa: BLE001 (the disk, not the run: nothing partial is left, the sweep goes on)
+        print(f"rnnbench: {describe(row)}: NOT RECORDED, writing to {cfg.results_dir} failed: {results.reason(e)}",
+              file=sys.stderr)
+        return "unrecorded"
     print(summary(row, outcome, folder))
     return status
 
 
+def describe(row: dict) -> str:
+    """'gru on copy (T=50, seed 1)': a run as its lines name it."""
+    return f"{row['cell']} on {row['task'] or 'throughput'} (T={row['seq_len']}, seed {row['seed']})"
+
+
 def summary(row: dict, outcome: Outcome | None, folder: Path) -> str:
-    what = f"{row['cell']} on {row['task']} (T={row['seq_len']}, seed {row['seed']})"
+    what = describe(row)
     if row["status"] == "failed":
         return f"rnnbench: {what}: failed: {row['error']} -> {folder}"
     if outcome.throughput:
@@ -229,6 +289,12 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
         for job in jobs(args.overrides, args.multirun):
             cfg = compose("config", overrides=job)
             runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
+    for results_dir in dict.fromkeys(d for d, _ in runs):
+        try:
+            results.prepare(results_dir)
+        except OSError as e:
+            raise ValueError(f"results_dir={results_dir} cannot be written ({e.strerror or e}); "
+                             f"allowed: a folder this user can create and write to") from None
     return runs
 
 
@@ -240,7 +306,10 @@ def one_line(e: BaseException) -> str:
         hint = " (a cell flag is added with +cell.FLAG=VALUE)" if str(cause.full_key).startswith("cell.") else ""
         return f"unknown key '{cause.full_key}'; the keys there are: {keys}{hint}"
     text = str(e).split("\nConfig search path")[0].replace("\n\t", ", ").replace(":,", ":")
-    return " ".join(line.strip() for line in text.splitlines() if line.strip())
+    line = " ".join(line.strip() for line in text.splitlines() if line.strip())
+    if "LexerNoViableAltException" in line:  # Hydra's grammar takes unquoted values in ASCII only
+        line += " (a value with spaces or characters outside ASCII is quoted: 'key=\"value\"')"
+    return line
 
 
 def main() -> None:
@@ -253,7 +322,12 @@ def main() -> None:
     try:
         app()
     finally:
-        sweep.finish()
+        missing = sweep.finish()
+    if missing:
+        ids = ", ".join(rid for _, rid in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        print(f"rnnbench: error: {len(missing)} of {len(set(runs))} runs are not recorded (the lines above say why): {ids}",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 if __name__ == "__main__":

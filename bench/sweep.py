@@ -3,7 +3,9 @@ how many of them are recorded (printed after each job, whatever the launcher), a
 table once the sweep ends."""
 import json
 import os
+import sys
 import tempfile
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -11,11 +13,21 @@ import pandas as pd
 from . import results
 
 PLAN_ENV = "RNNBENCH_SWEEP_PLAN"  # a JSON file of the sweep's [results_dir, run_id] pairs
+PLAN_PREFIX = "rnnbench-sweep-"  # then the pid of the process that wrote it
 
 
 def write_plan(runs: list[tuple[str, str]]) -> None:
-    """Record the sweep's runs where every job (in this process or a launcher's) can read them."""
-    fd, path = tempfile.mkstemp(prefix="rnnbench-sweep-", suffix=".json")
+    """Record the sweep's runs where every job (in this process or a launcher's) can read them,
+    and delete the plans of sweeps that were killed."""
+    for old in Path(tempfile.gettempdir()).glob(f"{PLAN_PREFIX}*.json"):
+        pid = old.name.removeprefix(PLAN_PREFIX).split("-")[0]
+        try:
+            gone = not results.alive(int(pid)) if pid.isdigit() else time.time() - old.stat().st_mtime > results.ABANDONED_S
+            if gone:  # killed (a plan of an older version, named without pid: a day old)
+                old.unlink()
+        except OSError:  # another user's, or gone already
+            pass
+    fd, path = tempfile.mkstemp(prefix=f"{PLAN_PREFIX}{os.getpid()}-", suffix=".json")
     with os.fdopen(fd, "w") as f:
         json.dump(runs, f)
     os.environ[PLAN_ENV] = path
@@ -65,18 +77,26 @@ def summary_table() -> pd.DataFrame:
     return table.reset_index()
 
 
-def finish() -> None:
-    """Print the summary of a sweep, compact its runs into one folder per results directory,
-    and forget the plan."""
+def finish() -> list[tuple[str, str]]:
+    """Print the summary of a sweep, compact its runs into one record per results directory,
+    forget the plan, and return the planned runs that no record holds (their jobs said why)."""
     runs = planned()
-    table = summary_table() if len(runs) > 1 else pd.DataFrame()
-    if not table.empty:
-        print("\nrnnbench: sweep summary (final test metric over seeds)")
-        print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
-        for results_dir, rids in by_folder(runs).items():
-            folder = results.compact(results_dir, rids)
-            if folder is not None:
-                print(f"rnnbench: the sweep's tables are compacted into {folder}")
-    path = os.environ.pop(PLAN_ENV, None)
-    if path:
-        Path(path).unlink(missing_ok=True)
+    try:
+        table = summary_table() if len(runs) > 1 else pd.DataFrame()
+        if not table.empty:
+            print("\nrnnbench: sweep summary (final test metric over seeds)")
+            print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
+            for results_dir, rids in by_folder(runs).items():
+                try:
+                    folder = results.compact(results_dir, rids)
+                except Exception as e:  # noqa: BLE001 (a full disk, say: the runs' own records stay)
+                    print(f"rnnbench: warning: the sweep's records in {results_dir} stay apart: merging them "
+                          f"failed: {results.reason(e)}", file=sys.stderr)
+                    continue
+                if folder is not None:
+                    print(f"rnnbench: the sweep's tables are compacted into {folder}")
+        return [(d, rid) for d, rids in by_folder(runs).items() for rid in sorted(set(rids) - results.recorded(d, rids))]
+    finally:
+        path = os.environ.pop(PLAN_ENV, None)
+        if path:
+            Path(path).unlink(missing_ok=True)

@@ -37,6 +37,8 @@ class Task:
     chance: dict  # metric -> value of the baseline predictor (see each factory)
     solved: float | None  # threshold on `metric` (<= for mse, >= otherwise); None: never "solved"
     splits: Callable[[int, int], tuple[Callable[[int], Batch], Batch]]  # (seed, n_test) -> (sample, test)
+    steps: int | None = None  # input steps of the longest example, training or test (None: seq_len)
+    test_examples: int | None = None  # a fixed test set's size (None: n_test, as splits is asked)
     version: str = VERSION
 
     def is_solved(self, value: float) -> bool:
@@ -144,7 +146,7 @@ def _copy_task(name: str, seq_len: int, scatter: bool) -> Task:
 
     chance = {"loss": N_RECALL * math.log(N_SYMBOLS) / total, "accuracy": 1 / N_SYMBOLS}
     return Task(name, seq_len, N_SYMBOLS + 2, N_SYMBOLS + 1, "sequence", "accuracy", chance, 0.99,
-                synthetic(make))
+                synthetic(make), steps=total)
 
 
 def copy(seq_len: int = 100) -> Task:
@@ -201,18 +203,20 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
     if permute:
         pixels = pixels[:, torch.randperm(64, generator=torch.Generator().manual_seed(0))]
 
+    n_held = round(test_fraction * len(labels))
+
     def as_batch(rows):
         return Batch(pixels[rows].T.unsqueeze(-1), labels[rows])  # x (64, B, 1)
 
     def splits(seed: int, n_test: int):
         train_g, test_g = generators(seed)
         order = torch.randperm(len(labels), generator=test_g)
-        n_held = round(test_fraction * len(labels))
         train_rows, test_rows = order[n_held:], order[:n_held]
         sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
         return sample, as_batch(test_rows)  # the held-out split whole; n_test does not apply
 
-    return Task("digits", 64, 1, 10, "last", "accuracy", {"accuracy": 0.1}, None, splits)
+    return Task("digits", 64, 1, 10, "last", "accuracy", {"accuracy": 0.1}, None, splits,
+                test_examples=n_held)
 
 
 COUNT_SYMBOLS = "Sab" + "E"  # start, a, b, end; targets are the next symbol: a, b or E
@@ -246,4 +250,4 @@ def counting(seq_len: int = 21) -> Task:
         return (lambda n: make(torch.randint(1, n_max + 1, (n,), generator=train_g))), test
 
     return Task("counting", seq_len, len(COUNT_SYMBOLS), 3, "sequence", "seq_accuracy",
-                {"seq_accuracy": 0.0}, None, splits)
+                {"seq_accuracy": 0.0}, None, splits, steps=2 * (2 * n_max) + 1)  # the longest test example

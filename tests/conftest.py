@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from hardware import accelerator
+from shrunk import cli  # noqa: F401 (the rnnbench command as a fixture, for every test module)
 
 
 def pytest_collection_modifyitems(config, items):

@@ -2,8 +2,6 @@
 shrunk; param_match sizes cells to a parameter count; the joblib and submitit launchers land in
 the same tables."""
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 from hydra import compose, initialize_config_dir
@@ -11,8 +9,7 @@ from hydra import compose, initialize_config_dir
 import cells
 from bench import run
 from bench.results import load_tables
-
-ROOT = Path(__file__).resolve().parents[1]
+from shrunk import EXE, ROOT
 EXPERIMENTS = sorted(p.stem for p in (ROOT / "conf" / "experiment").glob("*.yaml"))
 SHRINK = ["train.steps=2", "train.eval_every=1", "train.n_test=8", "train.probe_size=2", "cell.hidden_size=4",
           "throughput.batch_size=2", "throughput.repeats=1", "throughput.warmup=0", "progress=false"]
@@ -46,8 +43,7 @@ def test_param_match_sizes_each_cell_to_the_lstm_count(tmp_path):
 @pytest.mark.parametrize("launcher", [["hydra/launcher=joblib", "hydra.launcher.n_jobs=2"],
                                       ["hydra/launcher=submitit_local"]], ids=["joblib", "submitit_local"])
 def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
-    exe = Path(sys.executable).parent / "rnnbench"
-    cmd = [str(exe), "-m", *launcher, "experiment=smoke", "cell=lstm,gru", "seed=0,1", "train.steps=3",
+    cmd = [str(EXE), "-m", *launcher, "experiment=smoke", "cell=lstm,gru", "seed=0,1", "train.steps=3",
            "progress=false", f"results_dir={tmp_path / 'runs'}"]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]

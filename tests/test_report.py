@@ -164,6 +164,15 @@ def test_s2_reads_only_lstms_that_learned_their_task():
     assert v.verdict == INCONCLUSIVE and "none learned its task" in v.evidence
 
 
+def test_s2_leaves_failed_runs_out_of_its_count():
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0, 1.0, 1.0, 0.0])]
+    lstm[3].update(status="failed", final_value=None)
+    (v,) = [v for v in claims.judge(tables(lstm, metrics=step_changes(0.3, 0.1))) if v.id == "S2"]
+    assert v.verdict == SUPPORTED and "(n=3)" in v.evidence and "learned nothing" not in v.evidence
+    (v,) = [v for v in claims.judge(tables(lstm[3:], metrics=[])) if v.id == "S2"]
+    assert v.verdict.startswith(INCONCLUSIVE) and "nan" not in v.evidence
+
+
 @pytest.mark.parametrize("claim,cells", [
     ("S4", (runs_of("gru", [0.0] * 3), runs_of("lstm", [0.04] * 3))),  # -0.04: "comparable" if it counted
     ("S6", (runs_of("gru", [0.0] * 3), runs_of("gru_untied", [0.0] * 3, family="gru", tied_gates=False))),
@@ -286,7 +295,7 @@ def test_report_writes_the_ledger_tables_and_figures(small_results, capsys):
                     "Machines and software", "How verdicts are reached"):
         assert f"## {section}" in text
     assert re.search(r"## Machines and software\n\n\|.*\n\|---.*\n\| cpu \|", text)  # the machine is named
-    assert not list(small_results.glob(".*tmp"))  # written atomically, nothing half-written left
+    assert not list(small_results.glob(".*tmp")) and not list(small_results.glob(".tmp-*"))  # nothing half-written
 
 
 def test_report_on_a_folder_without_runs_is_one_line(tmp_path, capsys):

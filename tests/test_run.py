@@ -5,10 +5,8 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import time
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 
 import pytest
 import torch
@@ -20,31 +18,10 @@ from bench import measure, results, run
 from bench.backends import IMPL_BUILDERS
 from bench.results import load_tables
 from cells import native
+from shrunk import EXE, ROOT, SHRINK
 
-ROOT = Path(__file__).resolve().parents[1]
-SHRINK = ["experiment=smoke", "train.steps=4", "train.eval_every=2", "train.n_test=32", "train.probe_size=4",
-          "task.seq_len=12", "cell.hidden_size=8", "progress=false"]
 CELL_NAMES = sorted(p.stem for p in (ROOT / "conf" / "cell").glob("*.yaml"))
 TASK_NAMES = sorted(p.stem for p in (ROOT / "conf" / "task").glob("*.yaml"))
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch, capsys):
-    """Run `rnnbench SHRINK... results_dir=tmp/runs ARGS` in this process: (exit code, stdout, stderr)."""
-    def invoke(*args):
-        flags = [a for a in args if a.startswith("-")]  # -m goes first, as a user types it
-        overrides = [a for a in args if not a.startswith("-")]
-        argv = ["rnnbench", *flags, *SHRINK, f"results_dir={tmp_path / 'runs'}", *overrides]
-        monkeypatch.setattr(sys, "argv", argv)
-        try:
-            run.main()
-            code = 0
-        except SystemExit as e:
-            code = e.code
-        out, err = capsys.readouterr()
-        return code, out, err
-    invoke.results = tmp_path / "runs"
-    return invoke
 
 
 def execute(results_dir, *overrides):
@@ -306,6 +283,7 @@ def test_rerun_skips_complete_runs_and_rerun_true_repeats_them_identically(cli):
     assert "skipped" not in out
     second = load_tables(cli.results)
     assert len(second["runs"]) == 1 and len(second["metrics"]) == len(first["metrics"])
+    assert len(results._listing(cli.results)) == 1  # the new record replaced the old one
     for name in ("metrics", "profiles"):  # the same seed gives the same numbers
         assert first[name].equals(second[name])
 
@@ -320,8 +298,7 @@ def test_run_id_is_the_config_without_where_it_is_written(tmp_path):
 def test_a_killed_multirun_rerun_holds_every_run_once(tmp_path):
     """SIGKILL mid-sweep, then the same command: each run exactly once, no duplicated rows.
     Also runs from a folder outside the clone: the config tree is found by the command."""
-    exe = Path(sys.executable).parent / "rnnbench"
-    cmd = [str(exe), "-m", *SHRINK, "train.steps=60", "train.eval_every=10", "results_dir=runs", "seed=0,1,2,3,4,5"]
+    cmd = [str(EXE), "-m", *SHRINK, "train.steps=60", "train.eval_every=10", "results_dir=runs", "seed=0,1,2,3,4,5"]
     proc = subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True)
     deadline = time.time() + 120

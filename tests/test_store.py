@@ -1,0 +1,284 @@
+"""The results store loses nothing: concurrent writers and compactions (real processes), damaged
+and foreign tables, write failures (a full disk, a read-only folder), and what killed processes
+leave behind."""
+import multiprocessing
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from bench import report, results, run, sweep
+from bench.results import load_tables
+from shrunk import EXE, SHRINK
+
+
+# ---- many writers at once ---------------------------------------------------------------------
+def record(rid: str) -> tuple[dict, dict]:
+    """A run's row and tables, whose content is a function of its id alone: any two records of
+    one run differ only in started_at."""
+    runs = {"run_id": rid, "status": "ok", "cell": "lstm", "task": "adding", "seq_len": 10, "hidden_size": 4,
+            "seed": int(rid[1:]), "n_params": 1, "device": "cpu", "impl": "loop", "dtype": "float32", "threads": 1,
+            "started_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
+    metrics = [{"step": step, "split": "test", "metric": "loss", "value": int(rid[1:]) + step / 10, "layer": None,
+                "param": None, "gate": None} for step in range(3)]
+    return runs, {"metrics": metrics}
+
+
+def writer(root: str, rids: list[str], rounds: int) -> None:
+    """A sweep in a loop: record each of its runs (again), then compact them."""
+    for _ in range(rounds):
+        for rid in rids:
+            results.write_run(root, rid, *record(rid))
+        results.compact(root, rids)
+
+
+def reader(root: str, writing, seen_path: str) -> None:
+    """Read while the writers write: every load is whole (each run once, with its own rows), and
+    a run once read is never missing from a later load."""
+    seen: set[str] = set()
+    loads = 0
+    while writing.is_set() or not loads:
+        t = load_tables(root)
+        runs, metrics = t["runs"], t["metrics"]
+        assert runs.run_id.is_unique
+        assert seen <= set(runs.run_id), f"lost while reading: {seen - set(runs.run_id)}"
+        for rid, rows in metrics.groupby("run_id"):
+            assert rows.value.tolist() == [int(rid[1:]) + s / 10 for s in range(3)], rid
+        assert set(metrics.run_id) == set(runs.run_id)
+        seen, loads = set(runs.run_id), loads + 1
+    Path(seen_path).write_text(f"{loads} loads")
+
+
+def test_concurrent_writers_compactions_and_readers_lose_nothing(tmp_path):
+    """Four processes record and compact overlapping sets of runs over and over into one folder
+    while a fifth reads it: every load is whole, and at the end each run loads exactly once."""
+    pool = [f"r{i}" for i in range(12)]
+    sets = [pool[0:6], pool[3:9], pool[6:12], pool[::2]]
+    ctx = multiprocessing.get_context("spawn")
+    writing = ctx.Event()
+    writing.set()
+    writers = [ctx.Process(target=writer, args=(str(tmp_path), rids, 4)) for rids in sets]
+    watcher = ctx.Process(target=reader, args=(str(tmp_path), writing, str(tmp_path / ".loads")))
+    for p in (*writers, watcher):
+        p.start()
+    for p in writers:
+        p.join(timeout=180)
+        assert p.exitcode == 0
+    writing.clear()
+    watcher.join(timeout=60)
+    assert watcher.exitcode == 0
+    t = load_tables(tmp_path)
+    assert sorted(t["runs"].run_id) == sorted(pool) and len(t["metrics"]) == 3 * len(pool)
+    assert not list(tmp_path.glob(".tmp-*"))  # every writer cleaned up after itself
+
+
+def test_two_sweeps_that_share_runs_started_at_once_record_every_run_once(tmp_path):
+    """The rnnbench command twice at once into one results_dir, in three trials (the same runs,
+    overlapping runs, the same again): both exit 0 and count all their runs; each run loads once,
+    with its own rows. (Before records were placed whole under new names, such trials lost every
+    run or made the folder unreadable in 2 of 20.)"""
+    for trial, seeds in enumerate([("0,1,2,3", "0,1,2,3"), ("0,1,2,3", "2,3,4,5"), ("0,1,2,3", "0,1,2,3")]):
+        root = tmp_path / f"trial{trial}"
+        cmds = [[str(EXE), "-m", *SHRINK, f"results_dir={root}", f"seed={s}"] for s in seeds]
+        procs = [subprocess.Popen(c, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for c in cmds]
+        for p in procs:
+            out, err = p.communicate(timeout=300)
+            assert p.returncode == 0, err[-2000:]
+            assert "sweep progress: 4/4 runs recorded" in out
+        t = load_tables(root, strict=True)
+        assert sorted(t["runs"].seed) == sorted({int(s) for both in seeds for s in both.split(",")})
+        assert t["runs"].run_id.is_unique and set(t["metrics"].run_id) == set(t["runs"].run_id)
+        assert t["metrics"].groupby("run_id").size().nunique() == 1  # no run lost rows or got another's
+        assert not list(root.glob(".tmp-*"))
+
+
+# ---- damaged and foreign tables ---------------------------------------------------------------
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def garble(path: Path) -> None:
+    """16 bytes in the middle of the file flipped: a data page, which its checksum guards."""
+    data = bytearray(path.read_bytes())
+    middle = len(data) // 2
+    data[middle:middle + 16] = bytes(b ^ 0x5A for b in data[middle:middle + 16])
+    path.write_bytes(bytes(data))
+
+
+def records_of_three_runs(cli) -> dict[int, Path]:
+    """seed -> the record of that seed's run, three single runs."""
+    for seed in range(3):
+        assert cli(f"seed={seed}")[0] == 0
+    return {int(pd.read_parquet(r / "runs.parquet").seed.iloc[0]): r for r in results._listing(cli.results)}
+
+
+@pytest.mark.parametrize("damage", [truncate, garble])
+@pytest.mark.parametrize("table", ["runs", "metrics", "profiles"])
+def test_a_damaged_table_costs_its_record_alone_and_a_rerun_redoes_it(cli, capsys, damage, table):
+    recs = records_of_three_runs(cli)
+    damage(recs[1] / f"{table}.parquet")
+    t = load_tables(cli.results)
+    err = capsys.readouterr().err.strip().splitlines()
+    assert sorted(t["runs"].seed) == [0, 2] and set(t["metrics"].run_id) == set(t["runs"].run_id)
+    assert len(err) == 1 and err[0].startswith("rnnbench: warning: skipped ") and f"{table}.parquet" in err[0]
+    with pytest.raises(results.Damaged, match=f"{table}.parquet"):
+        load_tables(cli.results, strict=True)
+    code, out, _ = cli("-m", "seed=0,1,2")  # the damaged run is not recorded: done again
+    assert code == 0 and out.count("skipped") == 2 and "3/3 runs recorded" in out
+    assert sorted(load_tables(cli.results)["runs"].seed) == [0, 1, 2]
+
+
+def test_the_report_skips_a_damaged_record_says_so_and_strict_stops(cli, capsys):
+    recs = records_of_three_runs(cli)
+    truncate(recs[2] / "metrics.parquet")
+    report.main([str(cli.results)])
+    out, err = capsys.readouterr()
+    assert "rnnbench-report:" in out and "Traceback" not in err
+    text = (cli.results / "report.md").read_text()
+    assert "2 runs" in text and "Skipped, damaged" in text and "metrics.parquet" in text
+    with pytest.raises(SystemExit) as stop:
+        report.main([str(cli.results), "--strict"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert stop.value.code == 2 and len(err) == 1 and "metrics.parquet" in err[0]
+
+
+def test_a_foreign_table_is_named_and_skipped(cli, capsys):
+    cli("seed=0")
+    foreign = cli.results / "someone-elses"
+    foreign.mkdir()
+    pd.DataFrame({"x": [1, 2]}).to_parquet(foreign / "runs.parquet")
+    assert len(load_tables(cli.results)["runs"]) == 1
+    err = capsys.readouterr().err
+    assert f"{foreign / 'runs.parquet'}: not an rnnbench table (no column run_id" in err
+
+
+# ---- write failures ---------------------------------------------------------------------------
+def fail_writes(monkeypatch, when):
+    """Every parquet write of a run whose row `when` accepts raises a full disk's OSError."""
+    real = results._place
+
+    def place(root, name, tables):
+        if name != "sweep" and when(tables["runs"].iloc[0]):
+            real_write = pd.DataFrame.to_parquet
+
+            def full(self, *a, **k):
+                raise OSError(28, "No space left on device")
+            monkeypatch.setattr(pd.DataFrame, "to_parquet", full)
+            try:
+                return real(root, name, tables)
+            finally:
+                monkeypatch.setattr(pd.DataFrame, "to_parquet", real_write)
+        return real(root, name, tables)
+    monkeypatch.setattr(results, "_place", place)
+
+
+def test_a_write_failure_is_one_line_leaves_nothing_and_every_failed_job_is_named(cli, monkeypatch):
+    fail_writes(monkeypatch, lambda row: row.seed in (1, 3))
+    code, out, err = cli("-m", "seed=0,1,2,3")
+    lines = err.strip().splitlines()
+    assert code == 1 and "Traceback" not in err
+    assert [ln for ln in lines if "NOT RECORDED" in ln] == [
+        f"rnnbench: lstm on adding (T=12, seed {s}): NOT RECORDED, writing to {cli.results} failed: "
+        f"[Errno 28] No space left on device" for s in (1, 3)]
+    assert lines[-1].startswith("rnnbench: error: 2 of 4 runs are not recorded")
+    assert sorted(load_tables(cli.results)["runs"].seed) == [0, 2]
+    assert not [p for p in cli.results.iterdir() if p.name.startswith(".tmp-")]
+
+
+UNSHARE = shutil.which("unshare")
+
+
+def in_mount_namespace(script: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    """`script` in a private mount namespace (a user namespace too, so no privilege is needed),
+    with $D a folder it may mount over; skipped where the platform does not allow it."""
+    probe = subprocess.run([UNSHARE, "-rm", "sh", "-c", f"mount -t tmpfs -o size=64k tmpfs {tmp_path}"],
+                           capture_output=True) if UNSHARE else None
+    if probe is None or probe.returncode != 0:
+        pytest.skip("no unshare with mounts in a user namespace here: cannot make a full or read-only disk")
+    env = {**os.environ, "D": str(tmp_path), "RNNBENCH": str(EXE), "SHRINK": " ".join(SHRINK)}
+    return subprocess.run([UNSHARE, "-rm", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=300)
+
+
+@pytest.mark.slow
+def test_a_full_disk_at_the_end_of_a_run_is_one_line_and_leaves_no_partial_files(tmp_path):
+    done = in_mount_namespace(
+        'mount -t tmpfs -o size=1m tmpfs "$D" && dd if=/dev/zero of="$D/fill" bs=4k 2>/dev/null;'
+        ' "$RNNBENCH" $SHRINK results_dir="$D/runs"; echo "exit $?"; ls -A "$D/runs"', tmp_path)
+    out, err = done.stdout.strip().splitlines(), done.stderr.strip().splitlines()
+    assert out[-1] == "exit 1", done.stdout  # and `ls -A` of results_dir printed nothing: it is empty
+    assert [ln for ln in err if "NOT RECORDED" in ln and "No space left on device" in ln], done.stderr
+    assert "Traceback" not in done.stderr and err[-1].startswith("rnnbench: error: 1 of 1 runs are not recorded")
+
+
+@pytest.mark.slow
+def test_a_read_only_results_dir_is_refused_before_training(tmp_path):
+    done = in_mount_namespace('mount -t tmpfs -o ro tmpfs "$D" && "$RNNBENCH" $SHRINK results_dir="$D/runs"', tmp_path)
+    assert done.returncode == 2 and done.stderr.count("\n") == 1, done.stderr
+    assert "results_dir=" in done.stderr and "cannot be written (Read-only file system)" in done.stderr
+
+
+def test_a_results_dir_that_is_a_file_is_refused_before_training(cli):
+    cli.results.write_text("not a folder")
+    code, out, err = cli()
+    assert code == 2 and err.count("\n") == 1 and f"results_dir={cli.results} cannot be written" in err
+    assert "is a file" in err and cli.results.read_text() == "not a folder"
+
+
+# ---- what killed processes leave behind -------------------------------------------------------
+def dead_pid() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+def test_what_killed_processes_left_is_removed_and_live_writers_are_left_alone(cli, monkeypatch):
+    pid, host = dead_pid(), os.uname().nodename
+    cli.results.mkdir()
+    dead = cli.results / f".tmp-{pid}-0badcafe-{host}"
+    live = cli.results / f".tmp-{os.getpid()}-0badcafe-{host}"  # this process: alive
+    elsewhere = cli.results / f".tmp-{pid}-0badcafe-another-host"  # cannot tell: left for a day
+    for folder in (dead, live, elsewhere):
+        folder.mkdir()
+        (folder / "metrics.parquet").write_bytes(b"partial")
+    plan = Path(tempfile.gettempdir()) / f"{sweep.PLAN_PREFIX}{pid}-x.json"
+    plan.write_text("[]")
+    assert cli("-m", "seed=0,1")[0] == 0
+    assert not dead.exists() and not plan.exists() and live.exists() and elsewhere.exists()
+    day_old = time.time() - results.ABANDONED_S - 60
+    os.utime(elsewhere, (day_old, day_old))
+    results.remove_abandoned(cli.results)
+    assert not elsewhere.exists() and live.exists()
+
+
+# ---- values refused before any training -------------------------------------------------------
+@pytest.mark.parametrize("args,problem", [
+    (["train.lr=nan"], "train.lr=nan is not valid; allowed: a finite number"),
+    (["train.lr=inf"], "train.lr=inf is not valid; allowed: a finite number"),
+    (["train.clip=nan"], "train.clip=nan is not valid; allowed: a finite number"),
+    (["+cell.forget_bias=-inf"], "cell.forget_bias=-inf is not valid; allowed: a finite number"),
+    (["seed=100000000000000000000"], "seed=100000000000000000000 is out of range; allowed: an integer from -2^63"),
+    (["train.steps=9223372036854775808"], "train.steps=9223372036854775808 is out of range"),
+    (["task.seq_len=1000000000"], "this run needs at least"),
+    (["cell.hidden_size=1000000"], "this run needs at least"),
+    (["mode=throughput", "throughput.batch_size=100000000"], "throughput.batch_size"),
+    (["+cell.batch_first=true"], "cell.batch_first=True is not valid"),
+    (["results_dir=résultats"], "quoted: 'key=\"value\"'"),
+], ids=lambda a: " ".join(a) if isinstance(a, list) else "")
+def test_values_that_cannot_run_are_refused_with_one_line(cli, args, problem):
+    code, out, err = cli(*args)
+    assert code == 2 and err.count("\n") == 1 and err.startswith("rnnbench: error: ") and problem in err, err
+    assert not cli.results.exists()
+
+
+def test_the_memory_estimate_names_the_need_and_the_limit():
+    """(The experiments at their full sizes pass it: test_experiments plans every job.)"""
+    with run.initialize_config_dir(config_dir=str(run.CONF_DIR), version_base="1.3"):
+        with pytest.raises(ValueError, match=r"needs at least [\d,.]+ GiB of memory \(a training or evaluation step: "
+                                             r"[\d,.]+ GiB\), more than the [\d,.]+ GiB of backend.device=cpu"):
+            run.plan(run.compose("config", overrides=["task.seq_len=100000000"]))
