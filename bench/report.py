@@ -101,8 +101,7 @@ def rules() -> str:
 
 
 def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Verdict], list[str]]:
-    tables = load_tables(results_dir, strict=strict)
-    skipped = results.damaged(results_dir)
+    tables, skipped = results.scan(results_dir, strict=strict)
     runs = claims.annotate(tables["runs"])
     verdicts = claims.judge(tables, runs)
     drawn = figures.draw(runs, tables)

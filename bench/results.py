@@ -4,27 +4,27 @@
     RESULTS_DIR/<record>/metrics.parquet     run_id, step, split, metric, value, layer, param, gate
     RESULTS_DIR/<record>/profiles.parquet    run_id, step, t, quantity, layer, value
     RESULTS_DIR/<record>/throughput.parquet  run_id, pass, seq_len, batch_size, tokens_per_s, ...
+    RESULTS_DIR/<record>/sha256.json         each table's SHA-256
 Every row of every table also names the backend: device, impl, dtype, threads. A record holds one
 run (`<run_id>-<random>`, written when the run ends) or many (`sweep-<random>`, written when a
 sweep ends from the one-run records of its runs: compaction). Identifiers are read from the
 files, never from folder names.
 
-Any number of processes, on one machine or on several sharing a file system whose renames are
-atomic (any POSIX one, NFS included), may write into one results directory at once. No lock:
-- a record is written whole into a hidden folder of its own (`.tmp-*`) and then renamed into
-  place under a name no other process picks, so readers see all of it or none of it and no
-  writer overwrites another's;
-- a record is never changed once in place, only removed, and only by a process that has put
-  its rows into a record placed before (a compaction, or a newer record of the same run);
-- a run recorded more than once (run by two sweeps at once, retried after failing, compacted
-  by two processes) is read from the record that started it last (`started_at`);
-- a reader lists the records until a listing shows none it has not read: a record removed
-  while it was read holds nothing that a record placed before the removal does not hold.
-Each record lists its tables' SHA-256 (sha256.json). A table that is truncated, garbled, missing
-or not ours costs its record alone: readers skip the record with one warning line naming the
-file (load_tables' `strict` stops instead), and its runs count as not recorded, so a rerun does
-them again.
+Any number of processes may write into one results directory at once (docs/results.md):
+- a record is written whole into a hidden folder (`.tmp-*`) and renamed into place under a name
+  no other process picks: readers see all of it or none, no writer overwrites another's;
+- a record is never changed in place; it is removed only once a record placed before holds its
+  rows or newer records of all its runs (a compaction, a rerun);
+- a run recorded more than once is read from the record that started it last (`started_at`);
+- removals wait for readers (a shared / exclusive flock on RESULTS_DIR/.lock), and readers list
+  the records again until a listing shows none they have not read, which covers file systems
+  without locks as far as a listing shows every record that exists while it is made.
+A table that is truncated, altered, missing or not ours costs its record alone: readers skip the
+record with one warning line naming the file (`strict`: Damaged is raised), and its runs count as
+not recorded, so a rerun does them again.
 """
+import contextlib
+import fcntl
 import hashlib
 import io
 import json
@@ -52,7 +52,8 @@ COLUMNS = {
 REQUIRED = {name: ["run_id", *BACKEND] for name in TABLES} | {"runs": ["run_id", "status", "started_at", *BACKEND]}
 DONE = ("ok", "diverged")  # statuses a rerun skips; 'failed' runs are retried
 SUMS = "sha256.json"  # a record's file -> its SHA-256 (records written before it have none)
-ABANDONED_S = 24 * 3600  # a hidden folder of another machine's process, untouched this long, is abandoned
+ABANDONED_S = 24 * 3600  # a hidden folder untouched this long is abandoned, whoever made it
+DEAD_S = 600  # ... and one of a process gone from this machine, untouched this long (a write takes seconds)
 
 
 class Damaged(ValueError):
@@ -61,6 +62,11 @@ class Damaged(ValueError):
 
 class _Vanished(Exception):
     """A record removed while it was read: its rows are in a record placed before the removal."""
+
+
+class _NotARecord(Exception):
+    """A visible name that is a file, or a folder with neither checksums nor a runs table: not
+    ours, left alone."""
 
 
 def reason(e: BaseException) -> str:
@@ -99,15 +105,37 @@ def _place(root: Path, name: str, tables: dict[str, pd.DataFrame]) -> Path:
         shutil.rmtree(scratch, ignore_errors=True)  # gone already where the rename succeeded
 
 
-def _remove(folder: Path) -> None:
-    """Take a record away whole (renamed out of sight, then deleted); another process may have
-    taken it first."""
-    gone = _hidden(folder.parent)
+@contextlib.contextmanager
+def _guard(root: Path, exclusive: bool):
+    """Readers share RESULTS_DIR/.lock, removals hold it alone, so no record is removed while a
+    reader lists and reads. Where it cannot be had (a read-only folder, which nobody can remove
+    from; a file system without locks), nothing is held: readers then rely on listing again."""
     try:
-        os.rename(folder, gone)
-    except FileNotFoundError:
+        fd = os.open(root / ".lock", (os.O_RDWR if exclusive else os.O_RDONLY) | os.O_CREAT, 0o666)
+    except OSError:
+        yield
         return
-    shutil.rmtree(gone, ignore_errors=True)
+    try:
+        with contextlib.suppress(OSError):
+            fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)  # releases the lock
+
+
+def _remove(root: Path, folders: list[Path]) -> None:
+    """Take records away whole (each renamed out of sight, then deleted), once no reader is
+    reading. Best effort: a record another process took first, or one this user may not move,
+    stays where it is, and readers still take each run from its latest record."""
+    with _guard(root, exclusive=True):
+        gone = []
+        for folder in folders:
+            target = _hidden(root)
+            with contextlib.suppress(OSError):
+                os.rename(folder, target)
+                gone.append(target)
+    for target in gone:
+        shutil.rmtree(target, ignore_errors=True)
 
 
 def alive(pid: int) -> bool:
@@ -121,8 +149,8 @@ def alive(pid: int) -> bool:
 
 
 def remove_abandoned(results_dir) -> None:
-    """Delete the hidden folders of writers that are gone: killed on this machine, or untouched
-    for a day (ABANDONED_S) on any."""
+    """Delete the hidden folders of writers that are gone: of a process no longer running on this
+    machine and untouched for DEAD_S, or untouched for ABANDONED_S whoever made them."""
     for path in Path(results_dir).glob(".tmp-*"):
         parts = path.name.removeprefix(".tmp-").split("-", 2)  # as _hidden names them
         pid, host = (parts[0], parts[2]) if len(parts) == 3 else ("", "")
@@ -130,8 +158,8 @@ def remove_abandoned(results_dir) -> None:
             idle = time.time() - path.stat().st_mtime
         except FileNotFoundError:
             continue
-        mine = host == socket.gethostname() and pid.isdigit()
-        if (mine and not alive(int(pid))) or idle > ABANDONED_S:
+        dead = host == socket.gethostname() and pid.isdigit() and not alive(int(pid))
+        if (dead and idle > DEAD_S) or idle > ABANDONED_S:
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -142,10 +170,34 @@ def prepare(results_dir) -> None:
         raise NotADirectoryError(f"{root} is a file")
     root.mkdir(parents=True, exist_ok=True)
     probe = _hidden(root)
-    probe.mkdir()
-    (probe / "probe").write_bytes(b"")
-    shutil.rmtree(probe)
+    try:
+        probe.mkdir()
+        (probe / "probe").write_bytes(b"")
+    finally:
+        shutil.rmtree(probe, ignore_errors=True)
     remove_abandoned(root)
+
+
+def _superseded(placed: pd.DataFrame, keep: set[Path], candidates) -> list[Path]:
+    """The records among `candidates` (not in `keep`) each of whose runs started earlier than
+    its record in `placed` (run_id, started_at): nothing in them is read any more."""
+    newest = dict(zip(placed.run_id, placed.started_at))
+    out = []
+    for folder in candidates:
+        if folder in keep:
+            continue
+        try:
+            runs = _summary(folder)["runs"]
+        except Damaged:  # another of its tables is damaged: superseded all the same where its runs table reads
+            try:
+                runs = _read(folder, "runs")[SUMMARY]
+            except (Damaged, _Vanished, _NotARecord):
+                continue
+        except (_Vanished, _NotARecord):
+            continue
+        if len(runs) and all(rid in newest and at < newest[rid] for rid, at in zip(runs.run_id, runs.started_at)):
+            out.append(folder)
+    return out
 
 
 def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) -> Path:
@@ -159,35 +211,31 @@ def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) 
         frame = pd.DataFrame([{**r, **tag} for r in tables.get(name, [])], columns=COLUMNS[name])
         frames[name] = frame.astype({"layer": "Int64"}) if "layer" in frame else frame  # None: not per layer
     folder = _place(root, rid, {**frames, "runs": pd.DataFrame([runs])})
-    for other in root.glob(f"{rid}-*"):  # candidates by name; which run they hold, by their table
-        try:
-            old = _read(other, "runs")
-        except (Damaged, _Vanished):
-            continue
-        if other != folder and len(old) == 1 and old.run_id.iloc[0] == rid and old.started_at.iloc[0] < runs["started_at"]:
-            _remove(other)
+    # older one-run records of this run: found by name, judged by their tables
+    _remove(root, _superseded(pd.DataFrame([runs])[SUMMARY], {folder}, root.glob(f"{rid}-*")))
     return folder
 
 
 def compact(results_dir, rids: list[str]) -> Path | None:
     """Merge the one-run records of `rids` into one new record (`sweep-*`), keeping the latest
-    record of each run, then remove them; None when fewer than two are found. Records another
-    process compacts at the same time are merged by both or skipped by one: never lost."""
+    record of each run; then remove them, and every record all of whose runs the new one holds
+    newer (a sweep's older merge, before a rerun). None when fewer than two are found. Records
+    another process compacts at the same time are merged by both or by one: never lost."""
     root, wanted = Path(results_dir), set(rids)
     remove_abandoned(root)
-    found = {}
-    for folder in _listing(root):
+    listed, found = _listing(root), {}
+    for folder in listed:
         try:
-            runs = _read(folder, "runs")
+            runs = _summary(folder)["runs"]
             if len(runs) == 1 and runs.run_id.iloc[0] in wanted:
                 found[folder] = _read_record(folder, TABLES)
-        except (Damaged, _Vanished):  # readers warn of a damaged one; a vanished one is compacted
+        except (Damaged, _Vanished, _NotARecord):  # readers warn of a damaged one; a vanished one is merged
             continue
     if len(found) < 2:
         return None
-    target = _place(root, "sweep", _latest([(f.name, t) for f, t in found.items()], TABLES))
-    for folder in found:
-        _remove(folder)
+    merged = _latest([(f.name, t) for f, t in found.items()], TABLES)
+    target = _place(root, "sweep", merged)
+    _remove(root, [*found, *_superseded(merged["runs"][SUMMARY], {*found, target}, listed)])
     return target
 
 
@@ -203,21 +251,20 @@ def _warn(problem: Damaged) -> None:
 
 
 def _listing(root: Path) -> list[Path]:
-    """The records in root: its visible folders that hold checksums or a runs table (a record
-    written before checksums were)."""
-    if not root.is_dir():
-        return []
-    return sorted(p for p in root.iterdir()
-                  if not p.name.startswith(".") and ((p / SUMS).exists() or (p / "runs.parquet").exists()))
+    """Every visible name in root, unchecked: a check here (does it exist, is it a folder) could
+    drop a record removed since the listing without a trace; reading it says _Vanished instead."""
+    return sorted(root / name for name in os.listdir(root) if not name.startswith(".")) if root.is_dir() else []
 
 
 def _sums(folder: Path) -> dict[str, str]:
     """The record's checksums, {} for a record written before they were."""
     try:
         sums = json.loads((folder / SUMS).read_text())
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):
         if not folder.exists():
             raise _Vanished(folder) from None
+        if not (folder / "runs.parquet").exists():  # a file, or a folder of someone else's
+            raise _NotARecord(folder) from None
         return {}
     except (ValueError, OSError) as e:
         raise Damaged(f"{folder / SUMS}: {reason(e)}") from None
@@ -255,14 +302,14 @@ def _signature(folder: Path) -> tuple:
     """(inode, size, mtime) of each table: a record is never changed in place, but a person may."""
     try:
         return tuple((s.st_ino, s.st_size, s.st_mtime_ns) for s in ((folder / f"{n}.parquet").stat() for n in TABLES))
-    except FileNotFoundError:
+    except (FileNotFoundError, NotADirectoryError):  # not all there: read it to say what it is
         return ()
 
 
-def _read_record(folder: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame]:
+def _read_record(folder: Path, names: tuple[str, ...], signature: tuple | None = None) -> dict[str, pd.DataFrame]:
     """The tables `names` (runs always) of one record, each verified; the record's other tables
     are verified once per process, since any damage costs the whole record."""
-    signature = _signature(folder)
+    signature = _signature(folder) if signature is None else signature
     known = signature and _verified.get(folder, ((),))[0] == signature
     sums = _sums(folder)
     tables = {name: _read(folder, name, sums) for name in (("runs", *names) if known else TABLES)}
@@ -276,29 +323,32 @@ def _read_record(folder: Path, names: tuple[str, ...]) -> dict[str, pd.DataFrame
 
 def _summary(folder: Path) -> dict[str, pd.DataFrame]:
     """{'runs': SUMMARY of the record's runs}, read once per process."""
-    signature, summary = _verified.get(folder, ((), None))
-    if not signature or signature != _signature(folder):
-        summary = _read_record(folder, ("runs",))["runs"][SUMMARY]
+    signature = _signature(folder)
+    known, summary = _verified.get(folder, ((), None))
+    if not signature or known != signature:
+        summary = _read_record(folder, ("runs",), signature)["runs"][SUMMARY]
     return {"runs": summary}
 
 
 def _scan(root: Path, read: Callable[[Path], dict], strict: bool) -> tuple[list[tuple[str, dict]], list[str]]:
-    """read(record) for every record in root, listed again until a listing shows none not read
-    yet (a record that vanished while read was removed after its rows were placed in a record
-    that the next listing shows); and what was wrong with each damaged record, skipped."""
+    """read(record) for every record in root, with removals held off, listed again until a
+    listing shows no folder not read yet (a record that vanished while read was removed after
+    its rows were placed in a record that a later listing shows); and what was wrong with each
+    damaged record, skipped."""
     done, out, problems = set(), [], []
-    while new := [f for f in _listing(root) if f.name not in done]:
-        for folder in new:
-            done.add(folder.name)
-            try:
-                out.append((folder.name, read(folder)))
-            except _Vanished:
-                continue
-            except Damaged as problem:
-                if strict:
-                    raise
-                _warn(problem)
-                problems.append(str(problem))
+    with _guard(root, exclusive=False):
+        while new := [f for f in _listing(root) if f.name not in done]:
+            for folder in new:
+                done.add(folder.name)
+                try:
+                    out.append((folder.name, read(folder)))
+                except (_Vanished, _NotARecord):
+                    continue
+                except Damaged as problem:
+                    if strict:
+                        raise
+                    _warn(problem)
+                    problems.append(str(problem))
     return out, problems
 
 
@@ -336,14 +386,14 @@ def recorded(results_dir, rids: list[str]) -> set[str]:
     return set(rids) & set(_index(results_dir).run_id)
 
 
+def scan(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> tuple[dict[str, pd.DataFrame], list[str]]:
+    """load_tables, and 'FILE: what is wrong' for each damaged record it skipped."""
+    records, problems = _scan(Path(results_dir), lambda f: _read_record(f, names), strict)
+    return _latest(records, names), problems
+
+
 def load_tables(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> dict[str, pd.DataFrame]:
     """{'runs', 'metrics', 'profiles', 'throughput'} (or just `names`) -> DataFrame, each run's
     rows from its latest record under results_dir (tables a run did not write are empty). A
     damaged record is skipped with one warning line naming its file; `strict`: Damaged is raised."""
-    records, _ = _scan(Path(results_dir), lambda f: _read_record(f, names), strict)
-    return _latest(records, names)
-
-
-def damaged(results_dir) -> list[str]:
-    """'FILE: what is wrong' for each record under results_dir that readers skip."""
-    return _scan(Path(results_dir), _summary, strict=False)[1]
+    return scan(results_dir, names, strict)[0]

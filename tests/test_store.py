@@ -1,6 +1,7 @@
 """The results store loses nothing: concurrent writers and compactions (real processes), damaged
 and foreign tables, write failures (a full disk, a read-only folder), and what killed processes
 leave behind."""
+import errno
 import multiprocessing
 import os
 import shutil
@@ -20,51 +21,63 @@ from shrunk import EXE, SHRINK
 
 # ---- many writers at once ---------------------------------------------------------------------
 def record(rid: str) -> tuple[dict, dict]:
-    """A run's row and tables, whose content is a function of its id alone: any two records of
-    one run differ only in started_at."""
+    """A new record of run `rid`: its row and tables. Every record of a run is told apart by its
+    `attempt` (the time it was made), which its metric rows carry too."""
+    now = datetime.now(timezone.utc)
+    attempt = now.timestamp()
     runs = {"run_id": rid, "status": "ok", "cell": "lstm", "task": "adding", "seq_len": 10, "hidden_size": 4,
             "seed": int(rid[1:]), "n_params": 1, "device": "cpu", "impl": "loop", "dtype": "float32", "threads": 1,
-            "started_at": datetime.now(timezone.utc).isoformat(timespec="microseconds")}
-    metrics = [{"step": step, "split": "test", "metric": "loss", "value": int(rid[1:]) + step / 10, "layer": None,
+            "attempt": attempt, "started_at": now.isoformat(timespec="microseconds")}
+    metrics = [{"step": step, "split": "test", "metric": "loss", "value": attempt + step, "layer": None,
                 "param": None, "gate": None} for step in range(3)]
     return runs, {"metrics": metrics}
 
 
-def writer(root: str, rids: list[str], rounds: int) -> None:
-    """A sweep in a loop: record each of its runs (again), then compact them."""
+def check_whole(t: dict) -> None:
+    """Each run once, with the rows of its own record and no other's."""
+    runs, metrics = t["runs"], t["metrics"]
+    assert runs.run_id.is_unique and set(metrics.run_id) == set(runs.run_id)
+    attempts = dict(zip(runs.run_id, runs.attempt))
+    for rid, rows in metrics.groupby("run_id"):
+        assert rows.value.tolist() == [attempts[rid] + step for step in range(3)], rid
+
+
+def writer(root: str, rids: list[str], rounds: int, log: str) -> None:
+    """A sweep in a loop: record each of its runs (again), then compact them; logs its attempts."""
+    made = []
     for _ in range(rounds):
         for rid in rids:
-            results.write_run(root, rid, *record(rid))
+            runs, tables = record(rid)
+            results.write_run(root, rid, runs, tables)
+            made.append((rid, runs["attempt"]))
         results.compact(root, rids)
+    Path(log).write_text("\n".join(f"{rid} {attempt!r}" for rid, attempt in made))
 
 
-def reader(root: str, writing, seen_path: str) -> None:
-    """Read while the writers write: every load is whole (each run once, with its own rows), and
-    a run once read is never missing from a later load."""
-    seen: set[str] = set()
-    loads = 0
+def reader(root: str, writing, log: str) -> None:
+    """Load while the writers write: every load whole, and no run once read missing later."""
+    seen, loads = set(), 0
     while writing.is_set() or not loads:
-        t = load_tables(root)
-        runs, metrics = t["runs"], t["metrics"]
-        assert runs.run_id.is_unique
-        assert seen <= set(runs.run_id), f"lost while reading: {seen - set(runs.run_id)}"
-        for rid, rows in metrics.groupby("run_id"):
-            assert rows.value.tolist() == [int(rid[1:]) + s / 10 for s in range(3)], rid
-        assert set(metrics.run_id) == set(runs.run_id)
-        seen, loads = set(runs.run_id), loads + 1
-    Path(seen_path).write_text(f"{loads} loads")
+        t = load_tables(root, strict=True)
+        check_whole(t)
+        assert seen <= set(t["runs"].run_id), f"lost while reading: {seen - set(t['runs'].run_id)}"
+        seen, loads = set(t["runs"].run_id), loads + 1
+    Path(log).write_text(str(loads))
 
 
 def test_concurrent_writers_compactions_and_readers_lose_nothing(tmp_path):
     """Four processes record and compact overlapping sets of runs over and over into one folder
-    while a fifth reads it: every load is whole, and at the end each run loads exactly once."""
+    while a fifth loads it: every load is whole, and at the end each run loads once, from the
+    record that started last."""
+    root, logs = tmp_path / "runs", tmp_path / "logs"
+    root.mkdir(), logs.mkdir()
     pool = [f"r{i}" for i in range(12)]
     sets = [pool[0:6], pool[3:9], pool[6:12], pool[::2]]
     ctx = multiprocessing.get_context("spawn")
     writing = ctx.Event()
     writing.set()
-    writers = [ctx.Process(target=writer, args=(str(tmp_path), rids, 4)) for rids in sets]
-    watcher = ctx.Process(target=reader, args=(str(tmp_path), writing, str(tmp_path / ".loads")))
+    writers = [ctx.Process(target=writer, args=(str(root), rids, 4, str(logs / f"w{i}"))) for i, rids in enumerate(sets)]
+    watcher = ctx.Process(target=reader, args=(str(root), writing, str(logs / "reader")))
     for p in (*writers, watcher):
         p.start()
     for p in writers:
@@ -72,10 +85,63 @@ def test_concurrent_writers_compactions_and_readers_lose_nothing(tmp_path):
         assert p.exitcode == 0
     writing.clear()
     watcher.join(timeout=60)
-    assert watcher.exitcode == 0
-    t = load_tables(tmp_path)
-    assert sorted(t["runs"].run_id) == sorted(pool) and len(t["metrics"]) == 3 * len(pool)
-    assert not list(tmp_path.glob(".tmp-*"))  # every writer cleaned up after itself
+    assert watcher.exitcode == 0 and int((logs / "reader").read_text()) >= 3  # it read while they wrote
+    t = load_tables(root, strict=True)
+    check_whole(t)
+    made = pd.DataFrame([line.split() for w in logs.glob("w*") for line in w.read_text().splitlines()],
+                        columns=["run_id", "attempt"]).astype({"attempt": float})
+    latest = made.groupby("run_id").attempt.max()
+    assert dict(zip(t["runs"].run_id, t["runs"].attempt)) == latest.to_dict()
+    assert not list(root.glob(".tmp-*"))  # every writer cleaned up after itself
+
+
+def without_locks(monkeypatch):
+    def no_lock(fd, operation):
+        raise OSError(errno.ENOLCK, "No locks available")
+    monkeypatch.setattr(results.fcntl, "flock", no_lock)
+
+
+def test_a_load_during_a_merge_misses_no_run_where_there_are_no_locks(tmp_path, monkeypatch):
+    """Another process merges the records right after a reader listed the folder, with no lock to
+    hold it off: the reader finds them gone, lists again and finds the merged record."""
+    without_locks(monkeypatch)
+    for rid in ("r1", "r2"):
+        results.write_run(tmp_path, rid, *record(rid))
+    listdir, merged = os.listdir, []
+
+    def merge_after_listing(path):
+        names = listdir(path)
+        if not merged and Path(path) == tmp_path:
+            merged.append(None)  # once: the merge lists the folder too
+            merged[0] = results.compact(tmp_path, ["r1", "r2"])
+        return names
+    monkeypatch.setattr(results.os, "listdir", merge_after_listing)
+    t = load_tables(tmp_path, strict=True)
+    assert merged[0] is not None and sorted(t["runs"].run_id) == ["r1", "r2"]
+    check_whole(t)
+
+
+def merge(root: str) -> None:
+    results.compact(root, ["r1", "r2"])
+
+
+def test_removals_wait_until_readers_are_done(tmp_path):
+    """While a reader holds the folder, a merge in another process places its record but removes
+    the records it merged only once the reader is done."""
+    for rid in ("r1", "r2"):
+        results.write_run(tmp_path, rid, *record(rid))
+    ones = results._listing(tmp_path)
+    ctx = multiprocessing.get_context("spawn")
+    with results._guard(tmp_path, exclusive=False):
+        merging = ctx.Process(target=merge, args=(str(tmp_path),))
+        merging.start()
+        deadline = time.time() + 60
+        while len(results._listing(tmp_path)) < 3 and time.time() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)
+        assert merging.is_alive() and all(f.exists() for f in ones)  # placed, waiting to remove
+    merging.join(timeout=60)
+    assert merging.exitcode == 0 and not any(f.exists() for f in ones) and len(results._listing(tmp_path)) == 1
 
 
 def test_two_sweeps_that_share_runs_started_at_once_record_every_run_once(tmp_path):
@@ -94,8 +160,21 @@ def test_two_sweeps_that_share_runs_started_at_once_record_every_run_once(tmp_pa
         t = load_tables(root, strict=True)
         assert sorted(t["runs"].seed) == sorted({int(s) for both in seeds for s in both.split(",")})
         assert t["runs"].run_id.is_unique and set(t["metrics"].run_id) == set(t["runs"].run_id)
-        assert t["metrics"].groupby("run_id").size().nunique() == 1  # no run lost rows or got another's
+        keys = ["run_id", "step", "split", "metric", "layer", "param", "gate"]
+        assert not t["metrics"].fillna({"param": "", "gate": ""}).duplicated(keys).any()  # one record's rows each
         assert not list(root.glob(".tmp-*"))
+
+
+def test_a_rerun_sweep_leaves_one_record(cli):
+    """rerun=true records every run anew; the merge at its end removes the older merge, all of
+    whose runs it holds newer: the folder does not grow with reruns."""
+    cli("-m", "seed=0,1")
+    first = load_tables(cli.results)["runs"]
+    cli("-m", "seed=0,1", "rerun=true")
+    assert len(results._listing(cli.results)) == 1
+    again = load_tables(cli.results)["runs"]
+    both = first.merge(again, on="run_id", suffixes=("_first", "_again"))
+    assert len(both) == 2 and (both.started_at_again > both.started_at_first).all()
 
 
 # ---- damaged and foreign tables ---------------------------------------------------------------
@@ -119,7 +198,7 @@ def records_of_three_runs(cli) -> dict[int, Path]:
 
 
 @pytest.mark.parametrize("damage", [truncate, garble])
-@pytest.mark.parametrize("table", ["runs", "metrics", "profiles"])
+@pytest.mark.parametrize("table", ["runs", "metrics", "profiles", "throughput"])
 def test_a_damaged_table_costs_its_record_alone_and_a_rerun_redoes_it(cli, capsys, damage, table):
     recs = records_of_three_runs(cli)
     damage(recs[1] / f"{table}.parquet")
@@ -132,6 +211,9 @@ def test_a_damaged_table_costs_its_record_alone_and_a_rerun_redoes_it(cli, capsy
     code, out, _ = cli("-m", "seed=0,1,2")  # the damaged run is not recorded: done again
     assert code == 0 and out.count("skipped") == 2 and "3/3 runs recorded" in out
     assert sorted(load_tables(cli.results)["runs"].seed) == [0, 1, 2]
+    # the damaged record is removed with the rest once merged, unless its runs table, which says
+    # which runs it holds, is the damaged one
+    assert recs[1].exists() == (table == "runs")
 
 
 def test_the_report_skips_a_damaged_record_says_so_and_strict_stops(cli, capsys):
@@ -146,6 +228,56 @@ def test_the_report_skips_a_damaged_record_says_so_and_strict_stops(cli, capsys)
         report.main([str(cli.results), "--strict"])
     err = capsys.readouterr().err.strip().splitlines()
     assert stop.value.code == 2 and len(err) == 1 and "metrics.parquet" in err[0]
+
+
+@pytest.mark.parametrize("damage", ["sums garbled", "table missing"])
+def test_damaged_checksums_or_a_missing_table_cost_the_record(cli, capsys, damage):
+    recs = records_of_three_runs(cli)
+    if damage == "sums garbled":
+        (recs[0] / results.SUMS).write_text("{not json")
+    else:
+        (recs[0] / "profiles.parquet").unlink()
+    assert sorted(load_tables(cli.results)["runs"].seed) == [1, 2]
+    err = capsys.readouterr().err
+    assert (f"{recs[0] / results.SUMS}:" if damage == "sums garbled" else f"{recs[0] / 'profiles.parquet'}: missing") in err
+
+
+def test_records_written_before_checksums_still_load_and_truncation_is_still_seen(cli, capsys):
+    """A results folder of an earlier version: tables without sha256.json, in a folder named by
+    the run id alone."""
+    recs = records_of_three_runs(cli)
+    for seed, folder in recs.items():
+        (folder / results.SUMS).unlink()
+        folder.rename(cli.results / pd.read_parquet(folder / "runs.parquet").run_id.iloc[0])
+    assert sorted(load_tables(cli.results, strict=True)["runs"].seed) == [0, 1, 2]
+    truncate(next(iter(results._listing(cli.results))) / "metrics.parquet")
+    assert len(load_tables(cli.results)["runs"]) == 2 and "metrics.parquet" in capsys.readouterr().err
+
+
+def test_a_record_that_cannot_be_removed_stays_and_the_newer_one_is_read(cli, monkeypatch):
+    """Removing an older record is tidying, not recording: where it fails (a folder this user may
+    not move), the run is still recorded and loads from its newer record."""
+    assert cli("seed=0")[0] == 0
+    rename = os.rename
+
+    def no_moving_records(src, dst):  # placing a new record (from .tmp-*) still works
+        if not Path(src).name.startswith(".tmp-"):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        rename(src, dst)
+    monkeypatch.setattr(results.os, "rename", no_moving_records)
+    code, out, err = cli("seed=0", "rerun=true")
+    assert code == 0 and "NOT RECORDED" not in err and len(results._listing(cli.results)) == 2
+    runs = load_tables(cli.results)["runs"]
+    assert len(runs) == 1 and str(runs.started_at.iloc[0]) == max(
+        pd.read_parquet(f / "runs.parquet").started_at.iloc[0] for f in results._listing(cli.results))
+
+
+def test_files_and_folders_beside_the_records_are_passed_over(cli, capsys):
+    cli("seed=0")
+    (cli.results / "report.md").write_text("# a report")
+    (cli.results / "notes").mkdir()
+    (cli.results / "notes" / "todo.txt").write_text("more seeds")
+    assert len(load_tables(cli.results, strict=True)["runs"]) == 1 and capsys.readouterr().err == ""
 
 
 def test_a_foreign_table_is_named_and_skipped(cli, capsys):
@@ -211,7 +343,7 @@ def test_a_full_disk_at_the_end_of_a_run_is_one_line_and_leaves_no_partial_files
         'mount -t tmpfs -o size=1m tmpfs "$D" && dd if=/dev/zero of="$D/fill" bs=4k 2>/dev/null;'
         ' "$RNNBENCH" $SHRINK results_dir="$D/runs"; echo "exit $?"; ls -A "$D/runs"', tmp_path)
     out, err = done.stdout.strip().splitlines(), done.stderr.strip().splitlines()
-    assert out[-1] == "exit 1", done.stdout  # and `ls -A` of results_dir printed nothing: it is empty
+    assert out[out.index("exit 1"):] == ["exit 1", ".lock"], done.stdout  # results_dir holds the store's lock alone
     assert [ln for ln in err if "NOT RECORDED" in ln and "No space left on device" in ln], done.stderr
     assert "Traceback" not in done.stderr and err[-1].startswith("rnnbench: error: 1 of 1 runs are not recorded")
 
@@ -237,23 +369,30 @@ def dead_pid() -> int:
     return child.pid
 
 
-def test_what_killed_processes_left_is_removed_and_live_writers_are_left_alone(cli, monkeypatch):
+def test_what_killed_processes_left_is_removed_and_live_writers_are_left_alone(cli):
     pid, host = dead_pid(), os.uname().nodename
     cli.results.mkdir()
-    dead = cli.results / f".tmp-{pid}-0badcafe-{host}"
-    live = cli.results / f".tmp-{os.getpid()}-0badcafe-{host}"  # this process: alive
-    elsewhere = cli.results / f".tmp-{pid}-0badcafe-another-host"  # cannot tell: left for a day
-    for folder in (dead, live, elsewhere):
-        folder.mkdir()
-        (folder / "metrics.parquet").write_bytes(b"partial")
+    folders = {  # what, whose: removed?
+        "dead": (f".tmp-{pid}-0badcafe-{host}", True),  # killed here, untouched for a while
+        "just dead": (f".tmp-{pid}-1badcafe-{host}", False),  # perhaps another container's of that name
+        "live": (f".tmp-{os.getpid()}-0badcafe-{host}", False),  # this process: alive
+        "elsewhere": (f".tmp-{pid}-0badcafe-another-host", False),  # cannot tell: left for a day
+    }
+    for name, _ in folders.values():
+        (cli.results / name).mkdir()
+        (cli.results / name / "metrics.parquet").write_bytes(b"partial")
+    idle = time.time() - results.DEAD_S - 60
+    os.utime(cli.results / folders["dead"][0], (idle, idle))
     plan = Path(tempfile.gettempdir()) / f"{sweep.PLAN_PREFIX}{pid}-x.json"
     plan.write_text("[]")
     assert cli("-m", "seed=0,1")[0] == 0
-    assert not dead.exists() and not plan.exists() and live.exists() and elsewhere.exists()
+    assert not plan.exists()
+    assert {k: not (cli.results / name).exists() for k, (name, _) in folders.items()} == \
+        {k: removed for k, (_, removed) in folders.items()}
     day_old = time.time() - results.ABANDONED_S - 60
-    os.utime(elsewhere, (day_old, day_old))
+    os.utime(cli.results / folders["elsewhere"][0], (day_old, day_old))
     results.remove_abandoned(cli.results)
-    assert not elsewhere.exists() and live.exists()
+    assert not (cli.results / folders["elsewhere"][0]).exists() and (cli.results / folders["live"][0]).exists()
 
 
 # ---- values refused before any training -------------------------------------------------------
