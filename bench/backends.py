@@ -8,8 +8,9 @@ A backend is
   torch.compile), 'graph' (our cells' passes captured as CUDA graphs, once per input shape, and
   replayed; CUDA only);
 - dtype: 'float32', 'float64' (for checks) or 'bfloat16' (float32 weights, bfloat16 autocast);
-- CPU threads.
-Every result row names all four.
+- CPU threads;
+- flush_denormal: whether CPU arithmetic flushes subnormal floats to zero (on by default).
+Every result row names the first four; a run's row also says whether its CPU threads flushed.
 """
 import contextlib
 import functools
@@ -179,6 +180,7 @@ class Backend:
     impl: str
     dtype: str
     threads: int
+    flush_denormal: bool = True
 
     @property
     def torch_dtype(self) -> torch.dtype:
@@ -198,10 +200,14 @@ class Backend:
         return cells.native.in_use() if runs_compiled_loops(self.impl, self.device, self.dtype) else ""
 
     def apply(self) -> None:
-        """Process-wide settings a run needs: the CPU thread count, and float32 as IEEE float32
-        in every implementation: cuDNN's RNNs would otherwise round their matmuls' inputs to
-        TF32 (10-bit mantissa) on NVIDIA GPUs since Ampere, while our cells' cuBLAS matmuls do not."""
+        """Process-wide settings a run needs: the CPU thread count; subnormal floats flushed to
+        zero or not, on every CPU thread (gradients that vanish through time reach float32's
+        subnormal range past T = 100-200, where many x86 CPUs compute them tens of times slower);
+        and float32 as IEEE float32 in every implementation: cuDNN's RNNs would otherwise round
+        their matmuls' inputs to TF32 (10-bit mantissa) on NVIDIA GPUs since Ampere, while our
+        cells' cuBLAS matmuls do not."""
         torch.set_num_threads(self.threads)
+        cells.native.flush_denormal(self.flush_denormal)
         torch.backends.cudnn.allow_tf32 = False
         torch.backends.cuda.matmul.allow_tf32 = False
 
@@ -262,7 +268,9 @@ def resolve(cfg) -> Backend:
     threads = cfg.threads
     if not isinstance(threads, int) or isinstance(threads, bool) or not 1 <= threads <= (os.cpu_count() or 1):
         raise ValueError(f"backend.threads={threads!r} is not valid; allowed: an integer from 1 to {os.cpu_count()}")
-    return Backend(cfg.device, cfg.impl, cfg.dtype, threads)
+    if not isinstance(cfg.flush_denormal, bool):
+        raise ValueError(f"backend.flush_denormal={cfg.flush_denormal!r} is not valid; allowed: true | false")
+    return Backend(cfg.device, cfg.impl, cfg.dtype, threads, cfg.flush_denormal)
 
 
 def check_cell(backend: Backend, cell: cells.Recurrent) -> None:
@@ -315,6 +323,7 @@ def fingerprint(backend: Backend) -> dict:
         "cpu": cpu_model(),
         "torch_version": torch.__version__,
         "onednn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
+        "flush_denormal": cells.native.flushes_denormals(),  # as measured: False where the CPU cannot
         "native": backend.native,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "git_commit": git_commit(),

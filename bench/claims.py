@@ -21,7 +21,6 @@ SPEED_MARGIN = math.log(1.05)  # a cell is cheaper when it is at least 5% faster
 CHANGE_MARGIN = math.log(1.5)  # "changes a lot more": at least 1.5x the relative step change
 NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "solved_threshold", "solved", "steps_to_solve",
           "seconds_to_solve", "steps", "device_name", "config.param_match", "config.train.steps"]
-FLOAT32_TINY = 1.2e-38  # the smallest normal float32
 GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 
 
@@ -138,18 +137,19 @@ def _longest(runs):
 
 def _gradient_ratio(profiles, runs, task, seq_len) -> str:
     """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), median over seeds, per standard cell, at
-    initialisation and after training."""
+    initialisation and after training. Profiles are float64 (probes.gradient_profile): a value
+    of 0 underflowed even there, or, in records whose profiles were float32, below 1.2e-38."""
     at = runs[(runs.task == task) & (runs.seq_len == seq_len) & standard(runs)]
     p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "family"]], on="run_id")
     if p.empty:
         return ""
     p = p[(p.step == 0) | (p.step == p.groupby("run_id").step.transform("max"))]
     ends = p.pivot_table(index=["family", "run_id", "step"], columns="t", values="value").iloc[:, [0, -1]]
-    # float32 gradients below ~1e-38 underflow to 0: such a ratio is reported as "underflow"
-    ratio = np.log10(ends.iloc[:, 0].clip(lower=FLOAT32_TINY) / ends.iloc[:, -1].clip(lower=FLOAT32_TINY))
+    with np.errstate(divide="ignore"):
+        ratio = np.log10(ends.iloc[:, 0] / ends.iloc[:, -1])  # -inf: the first step's gradient underflowed
     ratio = ratio.reset_index(name="r").assign(when=lambda r: np.where(r.step == 0, "init", "trained"))
     mean = ratio.groupby(["family", "when"]).r.median().unstack("when").reindex(columns=["init", "trained"])
-    show = lambda v: "underflow" if v <= math.log10(FLOAT32_TINY) + 1 else f"{v:+.1f}"  # noqa: E731
+    show = lambda v: "underflow" if v == -np.inf else f"{v:+.1f}"  # noqa: E731
     return (f"log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at {task} T={seq_len}, median over seeds, initialisation -> trained: "
             + ", ".join(f"{f} {show(row.init)} -> {show(row.trained)}" for f, row in mean.iterrows()))
 

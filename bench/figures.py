@@ -43,7 +43,7 @@ def gradient_profile(runs, tables):
     p = p[(p.step == 0) | (p.step == last)].assign(
         when=lambda d: np.where(d.step == 0, "at initialisation", "trained"),
         task_T=lambda d: d.task + " T=" + d.seq_len.astype(str),
-        value=lambda d: d.value.clip(lower=1e-30))  # a log axis: exact zeros drawn at the floor
+        value=lambda d: d.value.where(d.value > 0))  # a log axis: a value that underflowed is not drawn
     grid = sns.relplot(data=p, x="t", y="value", hue="family", col="when", row="task_T", kind="line",
                        errorbar=CI, seed=0, height=2.8, aspect=1.4, facet_kws={"sharex": False})
     grid.set(yscale="log")

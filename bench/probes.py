@@ -6,8 +6,10 @@ gates and gradients are properties of the weights, not of the kernel) on a fixed
 - gate activations: mean, and the fraction saturated (below 0.1 or above 0.9), per layer and gate;
 - the mean relative step change ||s_t - s_{t-1}|| / ||s_{t-1}|| of h and of c, per layer;
 - profiles over t of ||∂ℓ/∂h_t|| per layer and ||∂ℓ/∂x_t||, averaged over examples, where ℓ is
-  each example's own loss (so the values do not shrink with the batch size).
+  each example's own loss (so the values do not shrink with the batch size), computed in float64.
 """
+import copy
+
 import torch
 
 from . import tasks
@@ -63,10 +65,21 @@ def inside(step: int, model, batch: tasks.Batch) -> list[dict]:
     return metrics
 
 
+def _float64(t: torch.Tensor | None, device) -> torch.Tensor | None:
+    return None if t is None else t.to(device, torch.float64 if t.is_floating_point() else None)
+
+
 def gradient_profile(step: int, model, task: tasks.Task, batch: tasks.Batch) -> list[dict]:
-    """||∂ℓ/∂x_t|| and, per layer, ||∂ℓ/∂h_t|| over t, as profiles rows."""
+    """||∂ℓ/∂x_t|| and, per layer, ||∂ℓ/∂h_t|| over t, as profiles rows. Computed in float64 on
+    a copy of the model, whatever the run's dtype (on the CPU for MPS, which has no float64):
+    gradients that vanish through time fall below float32's smallest normal number (1.2e-38) past
+    T = 100-200 at initialisation, where float32 would report zeros or subnormal noise; float64
+    measures them down to 2.2e-308. A value of 0 is below even that (or h_t does not reach the loss)."""
+    device = batch.x.device if batch.x.device.type != "mps" else torch.device("cpu")
+    model = copy.deepcopy(model).to(device, torch.float64)
+    batch = tasks.Batch(*(_float64(t, device) for t in (batch.x, batch.y, batch.score, batch.mask)))
     x = batch.x.clone().requires_grad_()
-    with model.cell.trace() as trace:
+    with torch.autocast(device.type, enabled=False), model.cell.trace() as trace:
         out = model(x)
     profiles = []
     hs = [s[0] for layer in trace for s in layer["states"]]  # h_t (B, H) of every layer and step

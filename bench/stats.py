@@ -14,7 +14,7 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 # that pick each side decide those). Only the columns a table has are used, so hand-made tables
 # in tests can leave some out.
 PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "device", "impl", "dtype", "native",
-             "config.train.steps", "config.train.lr", "config.train.batch_size", "task_version"]
+             "flush_denormal", "config.train.steps", "config.train.lr", "config.train.batch_size", "task_version"]
 
 
 def skill(runs: pd.DataFrame) -> pd.Series:

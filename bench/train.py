@@ -92,9 +92,8 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         result.final = scores
         return scores
 
-    def profile(step: int) -> None:
-        with backend.autocast():
-            result.profiles += probes.gradient_profile(step, probe_model(), task, probe_batch)
+    def profile(step: int) -> None:  # in float64, whatever the run's dtype and autocast
+        result.profiles += probes.gradient_profile(step, probe_model(), task, probe_batch)
 
     evaluate(0, [])
     profile(0)

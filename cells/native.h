@@ -1,4 +1,5 @@
-// The compiled loops' entry points (gru_native.cpp, lstm_native.cpp), as native.cpp binds them.
+// The compiled loops' entry points (gru_native.cpp, lstm_native.cpp) and the float mode of torch's
+// threads (threads.cpp), as native.cpp binds them.
 // Only the tensor type here: the bindings' translation unit, the build's longest, stays small.
 #pragma once
 #include <ATen/core/Tensor.h>
@@ -18,3 +19,4 @@ std::vector<at::Tensor> lstm_backward(at::Tensor dout, at::Tensor dc, at::Tensor
                                       at::Tensor cs, at::Tensor w, at::Tensor dp, at::Tensor x2, at::Tensor dw_hh_t,
                                       at::Tensor dw_proj_t, at::Tensor dx, at::Tensor w_proj_x, at::Tensor dw_ch,
                                       std::vector<int64_t> cols, std::vector<int64_t> peep);
+bool set_flush_denormal(bool on);

@@ -18,13 +18,18 @@ from pathlib import Path
 import torch
 
 HERE = Path(__file__).parent
-SOURCES = [HERE / "native.cpp", HERE / "lstm_native.cpp", HERE / "gru_native.cpp"]
+SOURCES = [HERE / "native.cpp", HERE / "lstm_native.cpp", HERE / "gru_native.cpp", HERE / "threads.cpp"]
 HEADERS = [HERE / "native.h", HERE / "loops.h"]
 # Vector flags for the CPU torch itself found, and ATen's vector types for it. Elsewhere (ARM,
 # older x86) ATen's types fall back to their generic code.
 ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", "-mfma",
                          "-DCPU_CAPABILITY=AVX512", "-DCPU_CAPABILITY_AVX512"],
               "AVX2": ["-mavx2", "-mfma", "-DCPU_CAPABILITY=AVX2", "-DCPU_CAPABILITY_AVX2"]}
+# OpenMP as torch's own parallel code has it, where torch runs on OpenMP (its Linux builds): at::parallel_for
+# then runs on torch's intra-op threads (the loader hands this module the libgomp torch loaded); without
+# it, a serial loop. Elsewhere -fopenmp-simd alone: the loops' `omp simd` pragmas, no runtime.
+OPENMP = (["-fopenmp"] if sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+          else ["-fopenmp-simd"])
 STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
 CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed
@@ -38,8 +43,7 @@ def _build(verbose: bool = False):
     from torch.utils import cpp_extension
 
     cap = torch.backends.cpu.get_cpu_capability()
-    # -fopenmp-simd: the loops' `omp simd` pragmas (vectorise without alias checks), no OpenMP runtime
-    flags = ["-O3", "-fopenmp-simd", *ARCH_FLAGS.get(cap, [])]
+    flags = ["-O3", *OPENMP, *ARCH_FLAGS.get(cap, [])]
     code = b"".join(f.read_bytes() for f in (*SOURCES, *HEADERS))
     key = code + repr((flags, torch.__version__, sys.version)).encode()
     name = f"rnnbench_native_{hashlib.sha256(key).hexdigest()[:16]}"
@@ -56,8 +60,8 @@ def _build(verbose: bool = False):
         os.environ["PATH"] = scripts + os.pathsep + os.environ.get("PATH", "")
     folder.mkdir(parents=True, exist_ok=True)
     _wait_for_lock(folder / "lock")
-    built = cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, build_directory=str(folder),
-                               verbose=verbose)
+    built = cpp_extension.load(name, [str(f) for f in SOURCES], extra_cflags=flags, extra_ldflags=OPENMP,
+                               build_directory=str(folder), verbose=verbose)
     tmp = folder / f"ready.{os.getpid()}"
     tmp.write_text(Path(built.__file__).name)
     tmp.replace(ready)
@@ -109,6 +113,31 @@ def loops(x: torch.Tensor):
     if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
         return module()
     return None
+
+
+def subnormals(n: int) -> torch.Tensor:
+    """n float32 subnormals (1.5e-39), made from their bits: converting a number to float32 on a
+    thread that flushes would give zeros."""
+    return torch.full((n,), 0x00100000, dtype=torch.int32).view(torch.float32)
+
+
+def flushes_denormals() -> bool:
+    """Whether every thread torch computes on flushes subnormal floats to zero now: an elementwise
+    product of subnormals, long enough that each thread takes a part of it."""
+    return bool((subnormals(torch.get_num_threads() * 2**16) * 1.0 == 0).all())
+
+
+def flush_denormal(on: bool) -> bool:
+    """Flush subnormal floats to zero (on=True) or compute them (False) on every thread torch
+    computes on, as torch.set_flush_denormal does on the calling thread alone; returns whether
+    every thread now does as asked. Without the compiled module only the calling thread changes,
+    which is every thread where torch runs on one (torch.set_num_threads(1))."""
+    built = module()
+    if built is not None:
+        built.set_flush_denormal(on)
+    else:
+        torch.set_flush_denormal(on)
+    return flushes_denormals() == on
 
 
 if __name__ == "__main__":  # build with the compiler's output shown; say whether they are in use

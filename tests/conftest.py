@@ -18,6 +18,17 @@ def _seeded():
     torch.manual_seed(0)
 
 
+@pytest.fixture(autouse=True)
+def _float_mode():
+    """A run sets its CPU threads' float mode (backend.flush_denormal) for the rest of its process:
+    each test gets back the mode it started with."""
+    from cells import native
+
+    flushing = native.flushes_denormals()
+    yield
+    native.flush_denormal(flushing)
+
+
 @pytest.fixture(scope="session")
 def small_results(tmp_path_factory):
     """The claims experiment shrunk (seeds 0 and 1, a few steps, tiny sizes), run in this process

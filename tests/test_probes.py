@@ -71,3 +71,23 @@ def test_gradient_profile_matches_direct_autograd_and_torchs_fused_kernel():
     x = batch.x.clone().requires_grad_()
     tasks.losses(task, fused(x), batch).sum().backward()
     assert torch.allclose(torch.tensor(dx, dtype=F64), x.grad.norm(dim=-1).mean(1), rtol=1e-9)
+
+
+def test_the_gradient_profile_measures_gradients_below_float32s_range():
+    """At T=400 the adding task's ∂ℓ/∂h_1 at initialisation lies far below float32's smallest
+    normal number: float32 reports 0 there, the profile (float64, on a copy) its value, and the
+    float32 model it was given is left as it was."""
+    task = tasks.adding(400)
+    model = Model(cells.LSTM(2, 16), task)
+    batch = task.splits(0, 8)[1]
+    weights = [p.clone() for p in model.parameters()]
+    rows = probes.gradient_profile(0, model, task, batch)
+    first = next(r["value"] for r in rows if r["quantity"] == "dL/dh" and r["t"] == 0)
+    assert 0 < first < torch.finfo(torch.float32).tiny
+    with model.cell.trace() as trace:  # the same gradient in float32: gone
+        out = model(batch.x)
+    h1 = trace[0]["states"][0][0]
+    (g,) = torch.autograd.grad(tasks.losses(task, out, batch).sum(), [h1])
+    assert g.norm(dim=-1).mean().item() == 0.0
+    assert all(torch.equal(a, b) for a, b in zip(weights, model.parameters()))
+    assert all(p.dtype == torch.float32 for p in model.parameters())

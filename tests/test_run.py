@@ -103,7 +103,7 @@ def test_fused_backend_trains_and_is_probed_through_our_cell(tmp_path):
 
 
 class CountingLoops:
-    """The compiled loops' module, counting the calls of its functions."""
+    """The compiled module, counting the calls of its time loops (not of set_flush_denormal)."""
 
     def __init__(self, module):
         self.module, self.calls = module, 0
@@ -112,7 +112,7 @@ class CountingLoops:
         function = getattr(self.module, name)
 
         def counted(*args):
-            self.calls += 1
+            self.calls += name.endswith(("_forward", "_backward"))
             return function(*args)
         return counted
 
