@@ -86,7 +86,7 @@ class GRUScan(torch.autograd.Function):
             x2 = torch.cat([x2, x2.new_ones(T * B, 1)], 1)
         torch.mm(x2, w_proj.t(), out=p)
         p = p.view(T, B, W)
-        hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
+        hs = space.empty("hs", (T + 1, B, H), x)  # h_0 .. h_T: the output (reused once the caller drops it)
         hs[0] = h0
         ctx.spec, ctx.space, ctx.has_bias = spec, space, b_ih is not None
         ctx.native = native.loops(x)

@@ -50,11 +50,11 @@ class LSTMScan(torch.autograd.Function):
         # the backward's coefficients (compiled)
         acts = space.empty("acts", (T, B, GH), x)
         torch.mm(x2, w_proj.t(), out=acts.view(T * B, GH))
-        hs = x.new_empty(T + 1, B, H)  # h_0 .. h_T: the output
+        hs = space.empty("hs", (T + 1, B, H), x)  # h_0 .. h_T: the output (reused once the caller drops it)
         hs[0] = h0
         ctx.spec, ctx.space, ctx.has_bias, ctx.native = spec, space, b_ih is not None, native.loops(x)
         if ctx.native:
-            cs = x.new_empty(T + 1 if w_ch is not None else 2, B, H)  # every c where the peepholes' gradient needs them
+            cs = space.empty("cs", (T + 1 if w_ch is not None else 2, B, H), x)  # every c where the peepholes' gradient needs them
             cs[0] = c0
             kf = space.empty("kf", (T, B, 2 * H), x) if grad else x.new_empty(0)  # K and F, per step
             ctx.native.lstm_forward(acts, hs, cs, kf, w_hh.t(), _or_empty(w_ch, x), *_indices(spec, H),
@@ -63,7 +63,7 @@ class LSTMScan(torch.autograd.Function):
             return hs[1:], cs[T % len(cs)]
         col = _columns(spec, H)
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
-        cs = x.new_empty(T + 1, B, H)
+        cs = space.empty("cs", (T + 1, B, H), x)
         cs[0] = c0
         outs = space.empty("outs", (T, B, H), x) if spec.tanh_out else None  # act_out(c')
         H_, C_, A_, O_ = hs.unbind(0), cs.unbind(0), acts.unbind(0), _steps(outs)

@@ -28,8 +28,8 @@ ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", 
 # OpenMP as torch's own parallel code has it, where torch runs on OpenMP (its Linux builds): at::parallel_for
 # then runs on torch's intra-op threads (the loader hands this module the libgomp torch loaded); without
 # it, a serial loop. Elsewhere -fopenmp-simd alone: the loops' `omp simd` pragmas, no runtime.
-OPENMP = (["-fopenmp"] if sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
-          else ["-fopenmp-simd"])
+_ON_OPENMP = sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
+OPENMP = ["-fopenmp"] if _ON_OPENMP else ["-fopenmp-simd"]
 STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
 CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed

@@ -60,3 +60,19 @@ def test_copies_of_a_cell_start_without_scratch():
     for twin in (copy.deepcopy(cell), pickle.loads(pickle.dumps(cell))):
         assert not twin._workspaces[0]._kept
         torch.testing.assert_close(twin(torch.ones(5, 2, 3))[0], cell(torch.ones(5, 2, 3))[0])
+
+
+@pytest.mark.parametrize("name", ["GRU", "LSTM"])
+def test_the_output_is_reused_only_once_the_caller_dropped_it(name):
+    """The outputs (T, B, H) come from the workspace too: past 32 MB each fresh one would be a
+    page fault per 4 KB page, every call. An output still held keeps its values."""
+    cell = getattr(cells, name)(3, 4)
+    x = torch.randn(5, 2, 3)
+    first, state = cell(x)
+    kept = first.clone()
+    second, _ = cell(x + 1)  # the first output is held: the second is another tensor
+    assert second.data_ptr() != first.data_ptr() and torch.equal(first, kept)
+    ptr = second.data_ptr()
+    del second, _
+    third, _ = cell(x)  # the second was dropped: its memory serves the third
+    assert third.data_ptr() == ptr and torch.equal(third, kept)

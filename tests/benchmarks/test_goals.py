@@ -1,7 +1,9 @@
 """The speed goals, as ratios measured in one process: forward + backward, float32, one thread,
 T=100, B=64, I=32, H=256, our cells exactly as `from cells import LSTM, GRU` gives them:
 - the LSTM and every LSTM ablation at most 1.3x the time of torch's fused nn.LSTM;
-- the GRU and every GRU ablation at least 1.3x faster than torch's nn.GRU.
+- the GRU and every GRU ablation at least 1.3x faster than torch's nn.GRU;
+and across lengths, for the RNN, LSTM and GRU, ours and torch's, at H=32 and 256:
+- the cost per token at every T from 50 to 1,000 at most 1.3x that at T=100.
 Rounds are interleaved (each module once per round) so that drift hits all alike; medians.
 Run by `make bench`; skipped under --benchmark-disable (`make test`): speed is not a unit test."""
 import functools
@@ -10,7 +12,7 @@ import pytest
 import torch
 
 import cells
-from bench import measure
+from bench import measure, tasks
 
 T, B, I, H = 100, 64, 32, 256
 ROUNDS = 15
@@ -58,3 +60,45 @@ def test_speed_goal(benchmarks_enabled, family, reference, variants, goal):
     limit = 1.3 if family == "LSTM" else 1 / 1.3
     slow = {k: round(r, 2) for k, r in ratios.items() if r > limit}
     assert not slow, f"{family} goal ({goal}) missed by: {slow}"
+
+
+LENGTHS = (50, 100, 200, 400, 1000)
+PER_TOKEN_LIMIT = 1.3  # the cost per token at any length over that at T=100
+
+
+@pytest.mark.parametrize("hidden", [32, 256])
+def test_cost_per_token_does_not_grow_with_length(benchmarks_enabled, hidden):
+    """Forward + backward of a cell and a readout on the adding task's inputs, the loss at the last
+    step as in training: gradients vanish through time and reach float32's subnormal range past
+    T = 200, which many x86 CPUs compute tens of times slower (docs/numerics.md). Subnormals are
+    flushed, as in every run (backend.flush_denormal)."""
+    if not benchmarks_enabled:
+        pytest.skip("speed goals are measured by `make bench`, not by the unit tests")
+    flushing = cells.native.flushes_denormals()
+    cells.native.flush_denormal(True)
+    try:
+        torch.manual_seed(0)
+        modules = {(name, impl): (getattr(cells, name.upper())(2, hidden) if impl == "loop"
+                                  else getattr(torch.nn, name.upper())(2, hidden), torch.nn.Linear(hidden, 1))
+                   for name in ("rnn", "lstm", "gru") for impl in ("ours", "torch")}
+        batches = {T: tasks.adding(T).splits(0, 1)[0](B) for T in LENGTHS}
+
+        def step(cell, readout, batch):
+            cell.zero_grad(set_to_none=True)
+            out, _ = cell(batch.x)
+            ((readout(out[-1]).squeeze(-1) - batch.y) ** 2).mean().backward()
+
+        calls = {(*key, T): functools.partial(step, *modules[key], batches[T]) for key in modules for T in LENGTHS}
+        t = {key: timing.median / (key[2] * B) for key, timing in
+             measure.time_calls(calls, "cpu", repeats=5 if hidden > 32 else 15, warmup=1).items()}
+    finally:
+        cells.native.flush_denormal(flushing)
+    ratios = {key: {T: t[(*key, T)] / t[(*key, 100)] for T in LENGTHS} for key in modules}
+    print(f"\nforward+backward per token over T=100's, H={hidden} B={B} I=2, {torch.get_num_threads()} thread(s), "
+          f"subnormals flushed; T={', '.join(map(str, LENGTHS))}:")
+    for (name, impl), r in ratios.items():
+        print(f"  {name} {impl} ({t[(name, impl, 100)] * 1e6:.2f} us/token at T=100): "
+              + " ".join(f"{v:.2f}" for v in r.values()))
+    slow = {f"{name} {impl} T={T}": round(v, 2) for (name, impl), r in ratios.items() for T, v in r.items()
+            if v > PER_TOKEN_LIMIT}
+    assert not slow, f"cost per token above {PER_TOKEN_LIMIT}x that at T=100: {slow}"

@@ -1,7 +1,7 @@
 """pytest-benchmark: forward and forward + backward of each cell in each implementation, at a
 few sizes, grouped per device, size and pass; on the CPU, and on the CUDA or MPS device where
-there is one. `make bench` runs and saves them; `make test` runs each once
-(--benchmark-disable) as a smoke test."""
+there is one; and, on the CPU, the standard cells ours and torch's across lengths T = 50 to 1,000.
+`make bench` runs and saves them; `make test` runs each once (--benchmark-disable) as a smoke test."""
 import pytest
 import torch
 
@@ -22,6 +22,10 @@ ON = [("cpu", size) for size in list(SIZES)[:2]] + [(accelerator(), size) for si
 CASES = [(c, impl, device, size) for device, size in ON for c in CELLS
          for impl in ("loop", "fused", "script", "compile_step", *(("graph",) if device == "cuda" else ()))
          if impl != "fused" or not CELLS[c][1]]  # torch's modules have no ablations
+# across lengths (T50 above): the cost per token should not grow with T (test_goals checks it)
+for T in (200, 400, 1000):
+    SIZES[f"T{T}-B16-I32-H64"] = (T, 16, 32, 64)
+    CASES += [(c, impl, "cpu", f"T{T}-B16-I32-H64") for c in ("rnn", "lstm", "gru") for impl in ("loop", "fused")]
 
 
 @pytest.mark.parametrize("pass_", ["forward", "forward_backward"])
