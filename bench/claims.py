@@ -30,7 +30,7 @@ class Verdict:
     claim: str
     verdict: str  # starts with supported | not supported | inconclusive
     evidence: str
-    parts: pd.DataFrame  # part, estimate (an Estimate, a ratio "xM [lo, hi]" or None: exact), verdict
+    parts: pd.DataFrame  # part, estimate (shown: a difference, a ratio "xM [lo, hi]", counts; None: exact), n, p, verdict
 
 
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
@@ -67,18 +67,18 @@ def standard(runs, family: str | None = None):
 
 def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataFrame]]:
     """Skill of `a` minus skill of `b`, paired by seed, one estimate per value of `by` with the
-    lengths pooled (resampled within each length)."""
+    lengths pooled (each seed's differences averaged over its lengths first)."""
     p = stats.pairs(runs, a, b)
     p = p[p.skill_a.notna() & p.skill_b.notna()]
-    return [(key, stats.bootstrap(g.skill_a - g.skill_b, g.seq_len), g) for key, g in p.groupby(by)]
+    return [(key, stats.mean_diff(g.skill_a - g.skill_b, g.seed), g) for key, g in p.groupby(by)]
 
 
-def _skill_part(label: str, est: Estimate, g: pd.DataFrame, verdict: str) -> tuple[str, Estimate, str]:
-    """A part comparing the skills of the pairs g (skill_a, skill_b): its verdict, or inconclusive,
+def _skill_part(label: str, est: Estimate, g: pd.DataFrame, test: stats.Test):
+    """A part comparing the skills of the pairs g (skill_a, skill_b): its test, or inconclusive,
     saying why, where neither side's mean skill exceeds LEARNED."""
     best = max(g.skill_a.mean(), g.skill_b.mean())
     if best > LEARNED:
-        return label, est, verdict
+        return label, est, test
     return f"{label} (neither cell learned the task: best mean skill {best:+.3f})", est, stats.INCONCLUSIVE
 
 
@@ -87,26 +87,37 @@ def _where(g: pd.DataFrame) -> str:
     return f"{g.task.iloc[0]} T={lengths}, {g.seed.nunique()} seeds"
 
 
-def _verdict(id_, claim, parts: list[tuple[str, Estimate | str | None, str]], scope: str, extra: str = "") -> Verdict:
-    table = pd.DataFrame(parts, columns=["part", "estimate", "verdict"])
+def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scope: str, extra: str = "") -> Verdict:
+    """parts: (label, the estimate as shown, a Test or a verdict reached without one). The parts'
+    tests are decided together (stats.decide: Holm over the claim's parts)."""
+    tests = [t for _, _, t in parts if isinstance(t, stats.Test)]
+    decided = iter(stats.decide(tests))
+    rows = []
+    for label, est, t in parts:
+        verdict, p = next(decided) if isinstance(t, stats.Test) else (t, None)
+        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict))
+    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict"])
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
     if verdict == stats.INCONCLUSIVE and len(table) > 1:
         counts = table.verdict.value_counts()
         verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
-    lines = [f"{part}: {est} {v}" if est is not None else f"{part}: {v}" for part, est, v in parts]
+    lines = [f"{part}: " + (f"{est} " if est is not None else "") + (f"p={p:.2g} " if p is not None else "") + v
+             for part, est, _, p, v in table.itertuples(index=False)]
     evidence = "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}"
     return Verdict(id_, claim, verdict, evidence, table)
 
 
 def s1(runs, tables):
     """Per task with a solved threshold, the longest length each cell solves (most of its seeds
-    reach the threshold). Supported when the LSTM solves a longer length than the vanilla RNN and,
-    over the lengths the LSTM solves and the RNN does not, the LSTM's skill exceeds the RNN's
-    (stats.greater with the margin, paired by seed, lengths pooled); not supported when the RNN
-    solves as long a length as the LSTM; inconclusive otherwise, and when the LSTM solves no
-    length. The gradient profile is shown as evidence, not tested."""
+    reach the threshold). Supported when the LSTM solves a longer length than the vanilla RNN and
+    both tests show it: over the lengths the LSTM solves and the RNN does not, the LSTM's skill
+    exceeds the RNN's (stats.greater with the margin, paired by seed, lengths pooled), and at the
+    longest of them the LSTM solves more often (exact McNemar test on the seeds where one cell
+    solved). Not supported when the RNN solves as long a length as the LSTM; inconclusive
+    otherwise, and when the LSTM solves no length. The gradient profile is shown as evidence, not
+    tested."""
     parts, extra = [], []
     for task, g in runs[runs.solved_threshold.notna()].groupby("task"):
         lstm, rnn = g[standard(g, "lstm")], g[standard(g, "rnn")]
@@ -124,6 +135,10 @@ def s1(runs, tables):
                 lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
                 parts.append(_skill_part(f"{label}; lstm - rnn skill at T={lengths}", est, pairs,
                                          stats.greater(est, MARGIN)))
+                at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
+                solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
+                parts.append((f"{task}: solved at T={longest['lstm']}, lstm vs rnn", solved,
+                              stats.greater(solved, MARGIN)))
             extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
     scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
@@ -166,11 +181,11 @@ def s2(runs, tables):
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
     m = m.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
-    wide = m[m.step == m.steps].pivot_table(index=["run_id", "task", "seq_len"], columns="metric",
+    wide = m[m.step == m.steps].pivot_table(index=["run_id", "task", "seq_len", "seed"], columns="metric",
                                             values="value").dropna().reset_index()
     parts = []
     if len(wide):
-        est = stats.bootstrap(np.log(wide.step_change_h / wide.step_change_c), wide.task + wide.seq_len.astype(str))
+        est = stats.mean_diff(np.log(wide.step_change_h / wide.step_change_c), wide.seed)
         settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
         dropped = len(every) - len(lstm)
@@ -266,7 +281,7 @@ def s5(runs, tables):
     if {"gru", "lstm"} <= set(wide.columns):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):
-            est = stats.bootstrap(np.log(g.lstm / g.gru))
+            est = stats.mean_diff(np.log(g.lstm / g.gru), g.seed)
             impl = key[0] + (f" (compiled: {key[1].replace(',', ', ')})" if key[1] and key[0] == "loop" else "")
             label = f"{impl} {key[2]} {key[3]}, T={key[5]} B={key[6]} I={key[7]} H={key[8]}: gru / lstm time"
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
@@ -275,7 +290,7 @@ def s5(runs, tables):
     p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
     p = p[p.solved_a.astype(bool) | p.solved_b.astype(bool)]  # neither solved: nothing to compare
     for task, g in p.groupby("task"):
-        est = stats.bootstrap(np.log(g.to_solve_b / g.to_solve_a), g.seq_len)
+        est = stats.mean_diff(np.log(g.to_solve_b / g.to_solve_a), g.seed)
         seconds = [f"{v:.1f}" for v in (g.seconds_to_solve_a.astype(float).median(),
                                          g.seconds_to_solve_b.astype(float).median())]
         parts.append((f"{_where(g)}: gru / lstm steps to solve (median seconds to solve gru {seconds[0]}, "
@@ -301,7 +316,7 @@ def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
 
 def _per_task(pairs: pd.DataFrame, sign: int):
     """(task, estimate of sign x effect with lengths pooled, the pairs) per task."""
-    return [(task, stats.bootstrap(sign * g.effect, g.seq_len), g) for task, g in pairs.groupby("task")]
+    return [(task, stats.mean_diff(sign * g.effect, g.seed), g) for task, g in pairs.groupby("task")]
 
 
 def s6(runs, tables):

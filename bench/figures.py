@@ -1,14 +1,20 @@
 """The report's figures: seaborn on long-form tables, one function per figure. Each takes the
 annotated runs (bench.claims.annotate) and the tables, and returns a figure, or None when the
-tables hold nothing to draw. Error bars are 95% bootstrap intervals over seeds."""
+tables hold nothing to draw. Error bars are 95% t intervals over seeds (stats.mean_diff)."""
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import claims
+from . import claims, stats
 
-CI = ("ci", 95)
+
+def CI(values) -> tuple[float, float]:
+    """Error bars: the t interval over seeds that the verdicts use (stats.mean_diff); none for one."""
+    est = stats.mean_diff(values)
+    return (est.lo, est.hi) if est.n > 1 else (np.nan, np.nan)
+
+
 sns.set_theme(style="whitegrid", context="paper")
 
 

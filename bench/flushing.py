@@ -25,12 +25,12 @@ def paired(runs: pd.DataFrame) -> pd.DataFrame:
 
 def summary(pairs: pd.DataFrame) -> pd.DataFrame:
     """Per cell and length: pairs, how many end on the same final value bit for bit, the largest
-    difference of final values, the mean difference (on - off) with its bootstrap interval, how
+    difference of final values, the mean difference (on - off) with its t interval, how
     many pairs agree on solving and on the step they solved at, and the median speed ratio."""
     rows = []
     for (cell, seq_len), g in pairs.groupby(["cell", "seq_len"]):
         diff = (g.final_value_on - g.final_value_off).to_numpy(float)
-        est = stats.bootstrap(diff)
+        est = stats.mean_diff(diff)
         same_steps = (g.steps_to_solve_on.fillna(-1) == g.steps_to_solve_off.fillna(-1))
         rows.append({"cell": cell, "seq_len": seq_len, "pairs": len(g),
                      "identical": int((g.final_value_on == g.final_value_off).sum()),

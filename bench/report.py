@@ -16,7 +16,7 @@ from . import claims, costs, figures, results, stats
 from .results import load_tables
 
 CAPTIONS = {
-    "accuracy_vs_length.png": "Skill against sequence length per cell and task (95% bootstrap intervals over seeds).",
+    "accuracy_vs_length.png": "Skill against sequence length per cell and task (95% t intervals over seeds).",
     "gradient_profile.png": "‖∂L/∂h_t‖ over t at each task's longest length, at initialisation and after training.",
     "step_change.png": "Relative step change of h and of the LSTM's c after training.",
     "throughput.png": "Time per call over torch's nn.LSTM's timed in the same rounds (lower is faster; tokens "
@@ -121,16 +121,22 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
         "mse; (accuracy - chance) / (1 - chance) otherwise); a diverged run scores 0, a failed run is left out. "
         "Two runs are a **pair** when they differ only in the cell: same task, length, seed, requested hidden "
-        "size, backend and training budget. An estimate is the mean paired difference with a "
-        f"{stats.LEVEL:.0%} percentile-bootstrap interval ({stats.N_BOOT:,} resamples of the pairs, within "
-        "each task and length). With 3 seeds an interval is coarse: it excludes 0 only when every seed "
-        f"agrees. Margin: {claims.MARGIN} skill. A run learned its task when its skill exceeds "
+        "size, backend and training budget. An estimate is the mean paired difference over seeds (a seed's "
+        f"differences at several lengths averaged first) with its {stats.LEVEL:.0%} paired t interval; n counts "
+        "seeds. A pass/fail part (solved or not) shows each cell's rate with its Clopper-Pearson interval "
+        "and is tested with the exact McNemar test on the pairs where only one cell passed; n counts pairs. "
+        f"Each part is two one-sided tests at {stats.ALPHA} (the interval's ends): one that supports the claim "
+        "(p in the tables) and one that contradicts it; the parts of a claim are one family, and both kinds "
+        "of test are Holm-adjusted over it. \"The interval lies above\" in the rules below means the "
+        f"adjusted test shows it; the intervals shown are not adjusted. Fewer than {stats.MIN_PAIRS} seeds "
+        f"decide nothing. Margin: {claims.MARGIN} skill. A run learned its task when its skill exceeds "
         f"{claims.LEARNED}; a comparison where neither cell's mean skill over the pairs exceeds it decides "
         "nothing: two cells at chance are alike whatever their design. The z of a GRU here is torch's (z keeps "
         "the old state); the seed's z is 1 - z. The rule of each claim:",
         rules(),
         "## Evidence per claim",
-        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.astype(str)) if len(v.parts) else v.evidence)
+        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.assign(estimate=v.parts.estimate.map(lambda e: "-" if e is None else str(e))))
+                                                 if len(v.parts) else v.evidence)
           for v in verdicts],
         "## Figures",
         *[f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}" for name in drawn],

@@ -108,10 +108,11 @@ def _place(root: Path, name: str, tables: dict[str, pd.DataFrame]) -> Path:
 @contextlib.contextmanager
 def _guard(root: Path, exclusive: bool):
     """Readers share RESULTS_DIR/.lock, removals hold it alone, so no record is removed while a
-    reader lists and reads. Where it cannot be had (a read-only folder, which nobody can remove
-    from; a file system without locks), nothing is held: readers then rely on listing again."""
+    reader lists and reads. Writers make the file (prepare does, before any run), readers never
+    do. Where it cannot be had (a folder no writer of this version has touched; a file system
+    without locks), nothing is held: readers then rely on listing again."""
     try:
-        fd = os.open(root / ".lock", (os.O_RDWR if exclusive else os.O_RDONLY) | os.O_CREAT, 0o666)
+        fd = os.open(root / ".lock", os.O_RDWR | os.O_CREAT if exclusive else os.O_RDONLY, 0o666)
     except OSError:
         yield
         return
@@ -175,6 +176,8 @@ def prepare(results_dir) -> None:
         (probe / "probe").write_bytes(b"")
     finally:
         shutil.rmtree(probe, ignore_errors=True)
+    with _guard(root, exclusive=True):  # makes the lock readers take
+        pass
     remove_abandoned(root)
 
 

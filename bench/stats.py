@@ -1,14 +1,26 @@
 """The statistics behind every verdict: a task-independent skill score, pairs of runs that differ
-only in the cell, a percentile bootstrap of the mean paired difference, and the three-way tests
-that turn an estimate into supported / not supported / inconclusive."""
+only in the cell, estimates of a paired effect with their intervals and one-sided tests, Holm's
+correction over the parts of a claim, and the three-way rules that turn tests into supported /
+not supported / inconclusive.
+
+Two kinds of outcome, each with the method whose coverage holds at the number of seeds we run
+(tests/test_stats.py measures it by simulation):
+- a number per run (skill, a log ratio): the paired t interval of the mean difference over seeds;
+- pass/fail per run (solved or not): Clopper-Pearson intervals of each cell's rate and the exact
+  McNemar test on the pairs where the two cells disagree.
+A number whose seeds split into two modes (one seed in three fails) breaks the t interval at
+small n: there the pass/fail part of a claim carries the evidence (docs/statistics.md)."""
+import functools
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy import stats as sp
 
-LEVEL = 0.95  # confidence level of every interval
-N_BOOT = 10_000  # bootstrap resamples
-MIN_PAIRS = 3  # fewer pairs than this decide nothing: an interval of one pair is a point
+LEVEL = 0.95  # confidence level of every two-sided interval
+ALPHA = (1 - LEVEL) / 2  # each one-sided test, the interval's ends: 0.025
+MIN_PAIRS = 3  # fewer seeds than this decide nothing: an interval of one pair is a point
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 # What makes two runs a pair: everything but the cell (and its size and param_match: the masks
 # that pick each side decide those). Only the columns a table has are used, so hand-made tables
@@ -31,29 +43,111 @@ def skill(runs: pd.DataFrame) -> pd.Series:
 
 @dataclass(frozen=True)
 class Estimate:
-    mean: float  # the mean paired difference
-    lo: float  # its confidence interval (LEVEL, percentile bootstrap)
-    hi: float
-    n: int  # pairs (seeds x settings)
+    """The mean paired difference over n seeds and its paired t interval (LEVEL), with the
+    one-sided t tests against any threshold. se = 0 (every seed the same difference) makes the
+    tests exact: the difference is what it is."""
+    mean: float
+    se: float  # standard error of the mean
+    n: int  # seeds
+    pairs: int  # pairs of runs (seeds x settings)
+
+    @property
+    def lo(self) -> float:
+        return self.mean - self._half()
+
+    @property
+    def hi(self) -> float:
+        return self.mean + self._half()
+
+    def _half(self) -> float:
+        return math.inf if self.n < 2 else _t_quantile(self.n - 1) * self.se
+
+    def p_above(self, threshold: float) -> float:
+        """p-value of "the effect is at most threshold": small when the data show it above."""
+        if self.n < 2:
+            return 1.0
+        if self.se == 0:
+            return 0.0 if self.mean > threshold else 1.0
+        return float(sp.t.sf((self.mean - threshold) / self.se, self.n - 1))
+
+    def p_below(self, threshold: float) -> float:
+        """p-value of "the effect is at least threshold": small when the data show it below."""
+        return Estimate(-self.mean, self.se, self.n, self.pairs).p_above(-threshold)
 
     def __str__(self) -> str:
         return f"{self.mean:+.3f} [{self.lo:+.3f}, {self.hi:+.3f}] (n={self.n})"
 
 
-def bootstrap(diffs, strata=None, n_boot: int = N_BOOT, level: float = LEVEL, seed: int = 0) -> Estimate:
-    """The mean of paired differences and its percentile-bootstrap interval. Pairs are resampled
-    with replacement within each stratum (a task and length), so that each resample keeps the
-    design: as many pairs of each setting as were run."""
+@functools.lru_cache(maxsize=None)
+def _t_quantile(df: int) -> float:
+    return float(sp.t.ppf(1 - ALPHA, df))
+
+
+def mean_diff(diffs, units=None) -> Estimate:
+    """The mean of paired differences with its t interval. `units` (a seed per difference) are the
+    independent replicates: differences of one unit (one seed at several lengths, whose runs share
+    their initial weights) are averaged first, so that n counts seeds, not pairs."""
     d = np.asarray(diffs, dtype=float)
-    strata = np.zeros(len(d), dtype=int) if strata is None else pd.factorize(pd.Series(list(strata)))[0]
-    rng = np.random.default_rng(seed)
-    totals = np.zeros(n_boot)
-    for s in np.unique(strata):
-        group = d[strata == s]
-        totals += group[rng.integers(0, len(group), (n_boot, len(group)))].sum(axis=1)
-    means = totals / len(d)
-    lo, hi = np.quantile(means, [(1 - level) / 2, (1 + level) / 2])
-    return Estimate(float(d.mean()), float(lo), float(hi), len(d))
+    per_unit = d if units is None else pd.Series(d).groupby(np.asarray(units)).mean().to_numpy()
+    n = len(per_unit)
+    se = float(per_unit.std(ddof=1) / math.sqrt(n)) if n > 1 else math.inf
+    return Estimate(float(per_unit.mean()) if n else math.nan, se, n, len(d))
+
+
+def rate(successes: int, n: int) -> tuple[float, float]:
+    """Clopper-Pearson interval (LEVEL) of a pass/fail rate: exact, never below its level."""
+    if n == 0:
+        return 0.0, 1.0
+    ci = sp.binomtest(int(successes), int(n)).proportion_ci(LEVEL, method="exact")
+    return float(ci.low), float(ci.high)
+
+
+@dataclass(frozen=True)
+class Discordance:
+    """Paired pass/fail outcomes: of n pairs, `a_only` where only a passed, `b_only` where only b
+    did. The exact McNemar test: under "neither passes more often", each of the a_only + b_only
+    discordant pairs is a's with probability 1/2."""
+    a_only: int
+    b_only: int
+    a: int  # pairs where a passed
+    b: int
+    n: int
+
+    @property
+    def mean(self) -> float:  # a's pass rate minus b's
+        return (self.a - self.b) / self.n if self.n else math.nan
+
+    def p_above(self, threshold: float = 0.0) -> float:
+        """Exact one-sided p of "a passes no more often than b" (threshold 0 only)."""
+        if threshold != 0:
+            raise ValueError("pass/fail outcomes are tested against 0 only")
+        m = self.a_only + self.b_only
+        return 1.0 if m == 0 else float(sp.binomtest(self.a_only, m, 0.5, alternative="greater").pvalue)
+
+    def p_below(self, threshold: float = 0.0) -> float:
+        return Discordance(self.b_only, self.a_only, self.b, self.a, self.n).p_above(threshold)
+
+    def __str__(self) -> str:
+        (alo, ahi), (blo, bhi) = rate(self.a, self.n), rate(self.b, self.n)
+        return (f"passed {self.a}/{self.n} [{alo:.2f}, {ahi:.2f}] vs {self.b}/{self.n} [{blo:.2f}, {bhi:.2f}], "
+                f"discordant {self.a_only}:{self.b_only}")
+
+
+def discordance(a, b) -> Discordance:
+    """Pass/fail outcomes of n pairs (boolean arrays, a's and b's)."""
+    a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
+    return Discordance(int((a & ~b).sum()), int((b & ~a).sum()), int(a.sum()), int(b.sum()), len(a))
+
+
+def holm(p) -> np.ndarray:
+    """Holm's step-down adjustment: reject where the adjusted p is below the level, and the chance
+    of any false rejection among the family stays below it whatever the dependence."""
+    p = np.asarray(p, dtype=float)
+    order = np.argsort(p)
+    adjusted = np.minimum(1.0, np.maximum.accumulate(p[order] * (len(p) - np.arange(len(p)))))
+    out = np.empty_like(p)
+    out[order] = adjusted
+    return out
 
 
 def pairs(runs: pd.DataFrame, a: pd.Series, b: pd.Series) -> pd.DataFrame:
@@ -66,26 +160,49 @@ def pairs(runs: pd.DataFrame, a: pd.Series, b: pd.Series) -> pd.DataFrame:
     return left.merge(right, on=keys, suffixes=("_a", "_b"))
 
 
-def greater(est: Estimate, margin: float) -> str:
-    """The claim "the difference is positive": supported when the interval lies above 0 and the
-    mean beyond the margin; not supported when the interval lies below the margin (no effect
-    worth the name, or one the other way); inconclusive otherwise, and with fewer than MIN_PAIRS."""
-    if est.n < MIN_PAIRS:
-        return INCONCLUSIVE
-    if est.lo > 0 and est.mean > margin:
-        return SUPPORTED
-    return NOT_SUPPORTED if est.hi < margin else INCONCLUSIVE
+@dataclass
+class Test:
+    """A part's hypothesis as two one-sided tests: `support` (its p-value is small when the data
+    support the claim) and `against` (small when they contradict it); `gate`: False where the
+    estimate itself rules support out (an effect shown above 0 but smaller than the margin)."""
+    support: float
+    against: float
+    n: int
+    gate: bool = True
 
 
-def non_inferior(est: Estimate, margin: float) -> str:
-    """The claim "A is no worse than B" (difference A - B): supported when the interval lies above
-    -margin; not supported when it lies below -margin; inconclusive otherwise, and with fewer
-    than MIN_PAIRS."""
-    if est.n < MIN_PAIRS:
-        return INCONCLUSIVE
-    if est.lo >= -margin:
-        return SUPPORTED
-    return NOT_SUPPORTED if est.hi < -margin else INCONCLUSIVE
+def greater(est, margin: float) -> Test:
+    """The claim "the difference is positive, by more than the margin": supported when the test
+    shows it above 0 and the mean lies beyond the margin; not supported when the test shows it
+    below the margin (no effect worth the name, or one the other way)."""
+    against = est.p_below(margin) if isinstance(est, Estimate) else est.p_below(0.0)
+    return Test(est.p_above(0.0), against, est.n, gate=est.mean > margin)
+
+
+def non_inferior(est: Estimate, margin: float) -> Test:
+    """The claim "A is no worse than B by more than the margin" (difference A - B), TOST's lower
+    test: supported when the test shows the difference above -margin; not supported when it shows
+    it below -margin."""
+    return Test(est.p_above(-margin), est.p_below(-margin), est.n)
+
+
+def decide(tests: list[Test]) -> list[tuple[str, float]]:
+    """Each part's verdict and its Holm-adjusted support p: the parts of one claim are one family,
+    and so are their `against` tests. A part with fewer than MIN_PAIRS seeds is inconclusive."""
+    if not tests:
+        return []
+    support, against = holm([t.support for t in tests]), holm([t.against for t in tests])
+    out = []
+    for t, ps, pa in zip(tests, support, against):
+        if t.n < MIN_PAIRS:
+            out.append((INCONCLUSIVE, ps))
+        elif ps < ALPHA and t.gate:
+            out.append((SUPPORTED, ps))
+        elif pa < ALPHA:
+            out.append((NOT_SUPPORTED, ps))
+        else:
+            out.append((INCONCLUSIVE, ps))
+    return out
 
 
 def combine(verdicts: list[str]) -> str:

@@ -24,7 +24,7 @@ runs = claims.annotate(tables["runs"])
 effects = claims.ablation_pairs(runs)
 rows = []
 for (cell, variant, task, seq_len), g in effects.groupby(["cell", "variant", "task", "seq_len"]):
-    est = stats.bootstrap(g.effect)
+    est = stats.mean_diff(g.effect, g.seed)
     rows.append({"cell": cell, "flags": variant, "task": task, "T": seq_len, "effect": est.mean,
                  "ci_lo": est.lo, "ci_hi": est.hi, "seeds": est.n})
 pd.DataFrame(rows).round(3) if rows else "no ablated runs"

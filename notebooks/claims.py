@@ -28,12 +28,13 @@ pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "cla
 
 # %% [markdown]
 # ## The parts of each claim
-# Estimates are mean paired differences (skill, or a ratio where marked x) with 95% bootstrap
-# intervals over seeds.
+# Estimates are mean paired differences (skill, or a ratio where marked x) with 95% t
+# intervals over seeds; n seeds (pairs for pass/fail parts), p the Holm-adjusted p-value of the
+# test that supports the claim.
 
 # %%
 parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
-pd.concat(parts, ignore_index=True)[["id", "part", "estimate", "verdict"]] if parts else "no parts: no data"
+pd.concat(parts, ignore_index=True)[["id", "part", "estimate", "n", "p", "verdict"]] if parts else "no parts: no data"
 
 # %% [markdown]
 # ## Skill per cell, task and length
