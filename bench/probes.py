@@ -56,12 +56,12 @@ def inside(step: int, model, batch: tasks.Batch) -> list[dict]:
     for k, layer in enumerate(trace):
         for name in layer["gates"][0] if layer["gates"] else ():
             g = torch.stack([gates[name] for gates in layer["gates"]])  # (T, B, H)
-            metrics.append(row(step, "test", "gate_mean", g.mean(), k, None, name))
+            metrics.append(row(step, "valid", "gate_mean", g.mean(), k, None, name))
             saturated = ((g < SATURATED) | (g > 1 - SATURATED)).float().mean()
-            metrics.append(row(step, "test", "gate_saturated", saturated, k, None, name))
+            metrics.append(row(step, "valid", "gate_saturated", saturated, k, None, name))
         for i, state_name in enumerate("hc"[:len(layer["states"][0])]):
             seq = torch.stack([s[i] for s in layer["states"]])
-            metrics.append(row(step, "test", f"step_change_{state_name}", _relative_change(seq), k))
+            metrics.append(row(step, "valid", f"step_change_{state_name}", _relative_change(seq), k))
     return metrics
 
 

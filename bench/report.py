@@ -118,7 +118,9 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
            if skipped else ""),
         "## Claims ledger", ledger(verdicts),
         "## How verdicts are reached",
-        "Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
+        "A training run's final value is the test set's, scored once, at the end of its budget; whether and "
+        "when it solved, and every evaluation before, read the validation set (records before task_version 2 "
+        "stopped when the test set met the threshold). Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
         "mse; (accuracy - chance) / (1 - chance) otherwise); a diverged run scores 0, a failed run is left out. "
         "Two runs are a **pair** when they differ only in the cell: same task, length, seed, requested hidden "
         "size, backend and training budget. An estimate is the mean paired difference over seeds (a seed's "

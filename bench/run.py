@@ -118,9 +118,9 @@ def plan(cfg: DictConfig) -> Plan:
 def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backend: backends.Backend) -> None:
     """Refuse a run whose tensors cannot fit in its device's memory. The estimate is a lower
     bound (only what every implementation must hold at once): parameters with their gradients
-    and Adam's two moments, the fixed test set, and the larger of the test set's forward (one
-    layer's outputs) and a training step's saved activations (the input and every gate of every
-    step and layer); for mode=throughput, one forward+backward's."""
+    and Adam's two moments, the fixed validation and test sets, and the larger of an
+    evaluation's forward (one layer's outputs) and a training step's saved activations (the input
+    and every gate of every step and layer); for mode=throughput, one forward+backward's."""
     width = 8 if backend.dtype == "float64" else 4
     gates = len(cell.layout.blocks) * cell.hidden_size * cell.num_layers
     params = 4 * sum(q.numel() for q in cell.parameters())
@@ -132,7 +132,8 @@ def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backe
         steps, n_test = task.steps or task.seq_len, task.test_examples or cfg.train.n_test
         evaluation = n_test * steps * cell.hidden_size
         training = cfg.train.batch_size * steps * (task.input_size + gates)
-        parts = {"the test set": n_test * steps * task.input_size, "a training or evaluation step": max(evaluation, training)}
+        parts = {"the validation and test sets": 2 * n_test * steps * task.input_size,
+                 "a training or evaluation step": max(evaluation, training)}
         sizes = "task.seq_len, train.n_test, train.batch_size or cell.hidden_size"
     parts["the parameters"] = params
     need, have = width * sum(parts.values()), backend.memory_bytes()
@@ -169,6 +170,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "num_layers": cell.num_layers, "bias": cell.bias, "requested_hidden_size": p.requested_size,
         "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
         "metric": task.metric if training else None, "final_value": final,
+        "valid_value": outcome.valid.get(task.metric) if outcome else None,
         "chance": task.chance.get(task.metric) if training else None,
         "solved_threshold": task.solved if training else None, "solved": solved,
         "steps": outcome.steps if outcome else 0,

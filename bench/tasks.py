@@ -1,6 +1,7 @@
 """Long-dependency tasks (MISSION.md section 4). Each is a factory `name(seq_len, ...) -> Task`
 named by a YAML in conf/task/; its data come from pure, seeded generators: the same seed gives
-the same training stream and the same fixed test set, whatever else the process did.
+the same training stream and the same fixed validation and test sets, whatever else the process
+did. Validation decides stopping, "solved" and selection; test is scored once, at the end.
 
 Model outputs, by `Task.target`:
     'regression'  one number from the last step, (B,)           loss MSE
@@ -10,12 +11,13 @@ Model outputs, by `Task.target`:
 """
 import math
 from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 import torch
 from torch.nn import functional as F
 
-VERSION = "1"  # of every generator here; recorded with each run. Bump it when one changes.
+VERSION = "2"  # of every generator here; recorded with each run. Bump it when one changes.
+# 2: a validation set of its own stream; counting tests n up to 4 n_max
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class Batch:
     y: torch.Tensor  # (B,) float for regression, (B,) long for 'last', (T, B) long for 'sequence'
     score: torch.Tensor | None = None  # (T, B) bool: where a 'sequence' task's accuracy is measured
     mask: torch.Tensor | None = None  # (T, B) bool: the steps that count in the loss (None: all)
+    group: torch.Tensor | None = None  # (B,) long: an example's size (counting's n), for longest_right
+
+
+class Splits(NamedTuple):
+    train: Callable[[int], "Batch"]  # n -> n fresh training examples, a stream
+    valid: "Batch"  # fixed: stopping, "solved", selection
+    test: "Batch"  # fixed: scored once, at the end of a run
 
 
 @dataclass(frozen=True)
@@ -36,9 +45,9 @@ class Task:
     metric: str  # the primary test metric: 'mse' | 'accuracy' | 'seq_accuracy'
     chance: dict  # metric -> value of the baseline predictor (see each factory)
     solved: float | None  # threshold on `metric` (<= for mse, >= otherwise); None: never "solved"
-    splits: Callable[[int, int], tuple[Callable[[int], Batch], Batch]]  # (seed, n_test) -> (sample, test)
+    splits: Callable[[int, int], Splits]  # (seed, n_eval: examples in validation and in test) -> Splits
     steps: int | None = None  # input steps of the longest example, training or test (None: seq_len)
-    test_examples: int | None = None  # a fixed test set's size (None: n_test, as splits is asked)
+    test_examples: int | None = None  # the fixed sets' size (None: n_eval, as splits is asked)
     version: str = VERSION
 
     def is_solved(self, value: float) -> bool:
@@ -47,16 +56,16 @@ class Task:
         return value <= self.solved if self.metric == "mse" else value >= self.solved
 
 
-def generators(seed: int) -> tuple[torch.Generator, torch.Generator]:
-    """Independent train and test streams for a seed."""
-    return torch.Generator().manual_seed(2 * seed), torch.Generator().manual_seed(2 * seed + 1)
+def generators(seed: int) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
+    """Independent train, validation and test streams for a seed."""
+    return tuple(torch.Generator().manual_seed(3 * seed + k) for k in range(3))
 
 
 def synthetic(make: Callable[[int, torch.Generator], Batch]):
     """splits() of a task whose examples are all drawn fresh from make(n, generator)."""
-    def splits(seed: int, n_test: int):
-        train, test = generators(seed)
-        return (lambda n: make(n, train)), make(n_test, test)
+    def splits(seed: int, n_eval: int) -> Splits:
+        train, valid, test = generators(seed)
+        return Splits(lambda n: make(n, train), make(n_eval, valid), make(n_eval, test))
     return splits
 
 
@@ -93,7 +102,18 @@ def scores(task: Task, out: torch.Tensor, batch: Batch) -> dict[str, float]:
         right = (out.argmax(-1) == batch.y) | ~batch.score  # (T, B), True off the scored steps
         result["accuracy"] = ((out.argmax(-1) == batch.y) & batch.score).sum().item() / batch.score.sum().item()
         result["seq_accuracy"] = right.all(0).float().mean().item()
+        if batch.group is not None:
+            result["longest_right"] = longest_right(right.all(0), batch.group)
     return result
+
+
+def longest_right(right: torch.Tensor, group: torch.Tensor) -> float:
+    """The largest group value g such that every example of every group from the smallest up to
+    g is right (B,) bool, (B,) long; the smallest group minus 1 when an example of it is wrong."""
+    sizes = torch.unique(group)  # sorted
+    wrong = torch.stack([~right[group == g].all() for g in sizes])
+    first_wrong = int(wrong.float().argmax()) if wrong.any() else len(sizes)
+    return float(sizes[0] - 1 if first_wrong == 0 else sizes[first_wrong - 1])
 
 
 # ---- the tasks ---------------------------------------------------------------------------------
@@ -190,7 +210,8 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
     """scikit-learn's 8x8 digits (1797 images, shipped inside the package) read one pixel per
     step (T = 64), scaled to [0, 1], optionally under one fixed permutation of the pixels (the
     same for every seed). Each seed holds out its own fixed test split. Chance: 10 classes of
-    near-equal size, accuracy 0.1. No solved threshold: reported as it is."""
+    near-equal size, accuracy 0.1. No solved threshold: reported as it is. Each seed holds out
+    its own validation and test splits, `test_fraction` of the images each."""
     if seq_len != 64:
         raise ValueError(f"task digits: seq_len={seq_len!r} is not valid; allowed: 64 (8x8 pixels, one per step)")
     if not isinstance(permute, bool):
@@ -208,12 +229,12 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
     def as_batch(rows):
         return Batch(pixels[rows].T.unsqueeze(-1), labels[rows])  # x (64, B, 1)
 
-    def splits(seed: int, n_test: int):
-        train_g, test_g = generators(seed)
+    def splits(seed: int, n_eval: int) -> Splits:
+        train_g, _, test_g = generators(seed)
         order = torch.randperm(len(labels), generator=test_g)
-        train_rows, test_rows = order[n_held:], order[:n_held]
+        test_rows, valid_rows, train_rows = order[:n_held], order[n_held:2 * n_held], order[2 * n_held:]
         sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
-        return sample, as_batch(test_rows)  # the held-out split whole; n_test does not apply
+        return Splits(sample, as_batch(valid_rows), as_batch(test_rows))  # held-out splits whole: n_eval does not apply
 
     return Task("digits", 64, 1, 10, "last", "accuracy", {"accuracy": 0.1}, None, splits,
                 test_examples=n_held)
@@ -225,11 +246,12 @@ COUNT_SYMBOLS = "Sab" + "E"  # start, a, b, end; targets are the next symbol: a,
 def counting(seq_len: int = 21) -> Task:
     """a^n b^n next-symbol prediction (Weiss et al. 2018). Input S a^n b^n, target the next
     symbol at every step (a^n b^n E); the input has 2n + 1 steps. Trained on n up to
-    n_max = (T - 1) // 2, tested on n in n_max+1 .. 2 n_max, beyond the training range. Scored
-    on the steps after each b, whose next symbol is determined (b, ..., b, E): that needs a
-    count. seq_accuracy: the whole b-run and the E right. Chance: a model that cannot count, the
-    bigram rule "b follows b", gets seq_accuracy 0 (it never predicts the E). No solved
-    threshold: reported as accuracy on the longer n."""
+    n_max = (T - 1) // 2; validated on n in n_max+1 .. 2 n_max and tested on every n in
+    n_max+1 .. 4 n_max, beyond the training range. Scored on the steps after each b, whose next
+    symbol is determined (b, ..., b, E): that needs a count. seq_accuracy: the whole b-run and
+    the E right; longest_right: the largest n up to which every n is right (n_max when n_max + 1
+    is not). Chance: a model that cannot count, the bigram rule "b follows b", gets seq_accuracy 0
+    (it never predicts the E) and longest_right n_max. No solved threshold: reported."""
     check_length("counting", seq_len, 3)
     n_max = (seq_len - 1) // 2
 
@@ -242,12 +264,14 @@ def counting(seq_len: int = 21) -> Task:
         real = t <= 2 * n  # steps inside the example; padding after it is masked out
         x = one_hot(inputs, len(COUNT_SYMBOLS)) * real.unsqueeze(-1)
         score = (inputs == 2) & real  # after each b the next symbol is determined
-        return Batch(x, targets, score, real.expand(length, batch))
+        return Batch(x, targets, score, real.expand(length, batch), ns)
 
-    def splits(seed: int, n_test: int):
-        train_g, _ = generators(seed)
-        test = make(n_max + 1 + torch.arange(n_test) % n_max)  # every longer n, equally often
-        return (lambda n: make(torch.randint(1, n_max + 1, (n,), generator=train_g))), test
+    def splits(seed: int, n_eval: int) -> Splits:
+        train_g, _, _ = generators(seed)
+        beyond = lambda k: make(n_max + 1 + torch.arange(max(n_eval, k)) % k)  # noqa: E731  n_max+1 .. n_max+k, equally often
+        return Splits(lambda n: make(torch.randint(1, n_max + 1, (n,), generator=train_g)), beyond(n_max),
+                      beyond(3 * n_max))
 
     return Task("counting", seq_len, len(COUNT_SYMBOLS), 3, "sequence", "seq_accuracy",
-                {"seq_accuracy": 0.0}, None, splits, steps=2 * (2 * n_max) + 1)  # the longest test example
+                {"seq_accuracy": 0.0, "longest_right": float(n_max)}, None, splits,
+                steps=2 * (4 * n_max) + 1)  # the longest test example

@@ -1,5 +1,7 @@
 """Training one run: a cell and a linear readout, Adam with gradient clipping, an evaluation every
-`eval_every` steps on the task's fixed test set, an early stop once solved (if asked)."""
+`eval_every` steps on the task's fixed validation set (which decides "solved" and an early stop,
+if asked), and the test set scored once, at the end."""
+import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
@@ -39,7 +41,8 @@ class Outcome:
     # the first step alone: it pays what a backend does once per shape (trace, compile, capture)
     first_step_seconds: float | None = None
     first_step_tokens: int = 0
-    final: dict = field(default_factory=dict)  # test metrics of the last evaluation
+    final: dict = field(default_factory=dict)  # test metrics, scored once at the end
+    valid: dict = field(default_factory=dict)  # validation metrics of the last evaluation
     metrics: list = field(default_factory=list)
     profiles: list = field(default_factory=list)
     throughput: list = field(default_factory=list)  # rows of a throughput run (measure.throughput)
@@ -54,13 +57,13 @@ class Outcome:
 
 def to_device(batch: tasks.Batch, device, dtype) -> tasks.Batch:
     move = lambda t: None if t is None else t.to(device, dtype if t.is_floating_point() else None)  # noqa: E731
-    return tasks.Batch(move(batch.x), move(batch.y), move(batch.score), move(batch.mask))
+    return tasks.Batch(*(move(t) for t in dataclasses.astuple(batch)))
 
 
 def head(batch: tasks.Batch, n: int) -> tasks.Batch:
     """The first n examples (the batch axis is 1 for (T, B) tensors, 0 for (B,))."""
     cut = lambda t: None if t is None else (t[:n] if t.dim() == 1 else t[:, :n])  # noqa: E731
-    return tasks.Batch(cut(batch.x), cut(batch.y), cut(batch.score), cut(batch.mask))
+    return tasks.Batch(*(cut(t) for t in dataclasses.astuple(batch)))
 
 
 def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backend: backends.Backend,
@@ -68,9 +71,9 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
     """cfg is the `train` config. `ours` is our cell, which the probes run with model.cell's
     weights (model.cell is ours itself, a wrapper sharing its parameters, or torch's module)."""
     device, dtype = backend.device, backend.torch_dtype
-    sample, test = task.splits(seed, cfg.n_test)
-    test = to_device(test, device, dtype)
-    probe_batch = head(test, cfg.probe_size)
+    sample, valid, test = task.splits(seed, cfg.n_test)
+    valid = to_device(valid, device, dtype)
+    probe_batch = head(valid, cfg.probe_size)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     clip = math.inf if cfg.clip is None else cfg.clip
     result = Outcome()
@@ -82,14 +85,19 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         backends.sync_weights(model.cell, ours)
         return Model(ours, task, model.readout)
 
+    def score(batch: tasks.Batch) -> dict:
+        model.eval()
+        with torch.no_grad(), backend.autocast():
+            return tasks.scores(task, model(batch.x).float(), batch)
+
     def evaluate(step: int, extra_rows: list) -> dict:
-        """Test metrics and the probes at `step`."""
+        """Validation metrics and the probes (on validation examples) at `step`."""
+        scores = score(valid)
         probed = probe_model()
         with torch.no_grad(), backend.autocast():
-            scores = tasks.scores(task, model(test.x).float(), test)
             result.metrics += probes.inside(step, probed, probe_batch)
-        result.metrics += [probes.row(step, "test", k, v) for k, v in scores.items()] + extra_rows
-        result.final = scores
+        result.metrics += [probes.row(step, "valid", k, v) for k, v in scores.items()] + extra_rows
+        result.valid = scores
         return scores
 
     def profile(step: int) -> None:  # in float64, whatever the run's dtype and autocast
@@ -138,4 +146,7 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         if stop:
             break
     bar.close()
+    if result.status == "ok":  # test, once: nothing above has read it
+        result.final = score(to_device(test, device, dtype))
+        result.metrics += [probes.row(result.steps, "test", k, v) for k, v in result.final.items()]
     return result

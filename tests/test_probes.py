@@ -29,7 +29,7 @@ def test_gate_statistics_and_step_changes():
     task = tasks.adding(20)
     cell = cells.LSTM(2, 6, forget_bias=30.0)  # f = σ(30 + small) = 1: saturated, mean 1
     model = Model(cell, task)
-    batch = task.splits(0, 16)[1]
+    batch = task.splits(0, 16).valid
     rows = {(r["metric"], r["gate"]): r["value"] for r in probes.inside(0, model, batch)}
     assert rows[("gate_saturated", "f")] == 1.0 and rows[("gate_mean", "f")] == pytest.approx(1.0, abs=1e-6)
     assert rows[("gate_saturated", "i")] == 0.0 and abs(rows[("gate_mean", "i")] - 0.5) < 0.1  # σ(small)
@@ -44,7 +44,7 @@ def test_block_grad_norms_split_each_parameter_by_gate():
     task = tasks.temporal_order(20)
     cell = cells.GRU(8, 5, 2, tied_gates=False)
     model = Model(cell, task)
-    batch = task.splits(0, 8)[1]
+    batch = task.splits(0, 8).valid
     tasks.losses(task, model(batch.x), batch).mean().backward()
     rows = probes.block_grad_norms(3, cell, cell.layout, 2, 5, model.readout)
     got = {(r["layer"], r["param"], r["gate"]): r["value"] for r in rows}
@@ -57,7 +57,7 @@ def test_gradient_profile_matches_direct_autograd_and_torchs_fused_kernel():
     task = tasks.adding(15)
     cell = cells.LSTM(2, 6, dtype=F64)
     model = Model(cell, task).to(F64)
-    batch = task.splits(0, 8)[1]
+    batch = task.splits(0, 8).valid
     batch = tasks.Batch(batch.x.to(F64), batch.y.to(F64))
     rows = probes.gradient_profile(5, model, task, batch)
     dx = [r["value"] for r in rows if r["quantity"] == "dL/dx"]
@@ -79,7 +79,7 @@ def test_the_gradient_profile_measures_gradients_below_float32s_range():
     float32 model it was given is left as it was."""
     task = tasks.adding(400)
     model = Model(cells.LSTM(2, 16), task)
-    batch = task.splits(0, 8)[1]
+    batch = task.splits(0, 8).valid
     weights = [p.clone() for p in model.parameters()]
     rows = probes.gradient_profile(0, model, task, batch)
     first = next(r["value"] for r in rows if r["quantity"] == "dL/dh" and r["t"] == 0)

@@ -14,7 +14,7 @@ from hydra import compose, initialize_config_dir
 from torch._dynamo.utils import counters
 
 import cells
-from bench import measure, results, run
+from bench import measure, results, run, tasks
 from bench.backends import IMPL_BUILDERS
 from bench.results import load_tables
 from cells import native
@@ -77,6 +77,25 @@ def test_training_throughput_leaves_out_the_first_step_and_records_it(cli, monke
     steady = r.train_seconds - r.first_step_seconds
     assert r.first_step_seconds >= 0.5 > steady
     assert r.train_tokens_per_s == pytest.approx((r.steps - 1) * r.seq_len * r["config.train.batch_size"] / steady)
+
+
+@pytest.mark.parametrize("stop", [False, True])
+def test_validation_decides_solved_and_test_is_scored_once_at_the_end(cli, monkeypatch, stop):
+    """Every evaluation reads the validation set; the run trains its whole budget unless asked to
+    stop when solved; the test set gives one row per metric, at the last step."""
+    monkeypatch.setattr(tasks.Task, "is_solved", lambda self, value: True)  # solved at the first evaluation
+    code, _, err = cli("cell=gru", "task=adding", f"train.stop_when_solved={str(stop).lower()}")
+    assert code == 0, err
+    t = load_tables(cli.results)
+    r, m = t["runs"].iloc[0], t["metrics"]
+    every = r["config.train.eval_every"]
+    assert r.steps_to_solve == every and r.steps == (every if stop else r["config.train.steps"])
+    valid, test = m[m.split == "valid"], m[m.split == "test"]
+    assert sorted(valid[valid.metric == "mse"].step) == list(range(0, r.steps + 1, every))
+    assert test.step.tolist() == [r.steps] * 2 and set(test.metric) == {"loss", "mse"}
+    assert r.final_value == test[test.metric == "mse"].value.item()
+    assert r.valid_value == valid[(valid.metric == "mse") & (valid.step == r.steps)].value.item()
+    assert set(m[m.metric == "step_change_h"].split) == {"valid"}  # probes read validation, never test
 
 
 @pytest.mark.parametrize("cell", CELL_NAMES)

@@ -1,5 +1,5 @@
-"""Every task: shapes, pure seeding, a fixed test set per seed, its structure, and its chance
-baseline measured on the baseline predictor against the stated value."""
+"""Every task: shapes, pure seeding, fixed validation and test sets per seed, its structure, and
+its chance baseline measured on the baseline predictor against the stated value."""
 import math
 from pathlib import Path
 
@@ -29,8 +29,8 @@ def test_every_task_of_the_mission_has_a_yaml():
 @pytest.mark.parametrize("name", TASK_NAMES)
 def test_shapes_and_types(name):
     task = short(name)
-    sample, test = task.splits(0, 50)
-    for batch in (sample(8), test):
+    sample, valid, test = task.splits(0, 50)
+    for batch in (sample(8), valid, test):
         T, B, I = batch.x.shape
         assert I == task.input_size and batch.x.dtype == torch.float32
         if task.target == "regression":
@@ -43,23 +43,24 @@ def test_shapes_and_types(name):
 
 
 @pytest.mark.parametrize("name", TASK_NAMES)
-def test_same_seed_same_data_and_test_set_independent_of_training_draws(name):
+def test_same_seed_same_data_and_fixed_sets_independent_of_training_draws(name):
     task = short(name)
-    s1, test1 = task.splits(3, 40)
+    s1, valid1, test1 = task.splits(3, 40)
     a = [s1(16) for _ in range(3)]
-    s2, test2 = task.splits(3, 40)
+    s2, valid2, test2 = task.splits(3, 40)
     b = [s2(16) for _ in range(3)]
-    for u, v in zip(a + [test1], b + [test2]):
+    for u, v in zip(a + [valid1, test1], b + [valid2, test2]):
         assert torch.equal(u.x, v.x) and torch.equal(u.y, v.y)
-    _, test_other_seed = task.splits(4, 40)
-    if name != "counting":  # counting's test set is every longer n, the same for every seed
+    *_, test_other_seed = task.splits(4, 40)
+    if name != "counting":  # counting's sets are every longer n, the same for every seed
         assert not torch.equal(test1.x, test_other_seed.x)
+        assert not torch.equal(valid1.x, test1.x)  # validation is a stream of its own
     assert not torch.equal(a[0].x, a[1].x)  # the training stream moves on
 
 
 def test_adding_structure_and_chance():
     task = make("adding", seq_len=50)
-    _, test = task.splits(0, 20000)
+    *_, test = task.splits(0, 20000)
     marks = test.x[..., 1]
     assert torch.equal(marks[:25].sum(0), torch.ones(20000)) and torch.equal(marks[25:].sum(0), torch.ones(20000))
     assert torch.allclose((test.x[..., 0] * marks).sum(0), test.y)
@@ -73,7 +74,7 @@ def test_adding_structure_and_chance():
 def test_copy_structure_and_chance(name):
     T, n = 40, 4000
     task = make(name, seq_len=T)
-    _, test = task.splits(0, n)
+    *_, test = task.splits(0, n)
     symbols_in = test.x.argmax(-1)  # (T + 20, n)
     assert test.x.shape[0] == T + 20
     assert (symbols_in[T + 9] == tasks.DELIMITER).all()
@@ -99,7 +100,7 @@ def test_copy_structure_and_chance(name):
 def test_temporal_order_structure_and_chance():
     T, n = 100, 8000
     task = make("temporal_order", seq_len=T)
-    _, test = task.splits(1, n)
+    *_, test = task.splits(1, n)
     s = test.x.argmax(-1)
     sym = tasks.TO_SYMBOLS
     assert (s[0] == sym.index("B")).all() and (s[-1] == sym.index("E")).all()
@@ -115,33 +116,47 @@ def test_temporal_order_structure_and_chance():
 @pytest.mark.parametrize("permute", [False, True])
 def test_digits_structure_and_chance(permute):
     task = make("digits", permute=permute)
-    sample, test = task.splits(0, 0)
-    assert test.x.shape == (64, 359, 1) and 0 <= test.x.min() and test.x.max() <= 1
+    sample, valid, test = task.splits(0, 0)
+    assert test.x.shape == valid.x.shape == (64, 359, 1) and 0 <= test.x.min() and test.x.max() <= 1
+    # three disjoint splits of the 1,797 images: no image of validation or test is trained on
+    images = lambda b: {tuple(col.tolist()) for col in b.x[:, :, 0].T}  # noqa: E731
+    trained = images(sample(5000))
+    assert not images(test) & trained and not images(valid) & trained and not images(valid) & images(test)
     acc = max(tasks.scores(task, torch.eye(10)[c].expand(359, 10), test)["accuracy"] for c in range(10))
     assert abs(acc - task.chance["accuracy"]) < 0.04  # the majority class of near-equal classes
-    _, test_other = task.splits(1, 0)
+    *_, test_other = task.splits(1, 0)
     assert not torch.equal(test.y, test_other.y)  # each seed holds out its own split
-    plain = make("digits", permute=False).splits(0, 0)[1]
+    plain = make("digits", permute=False).splits(0, 0).test
     assert torch.equal(plain.y, test.y)
     assert torch.equal(plain.x.sort(0).values, test.x.sort(0).values)  # same pixels, maybe reordered
     assert torch.equal(plain.x, test.x) != permute
 
 
 def test_counting_structure_and_chance():
-    task = make("counting", seq_len=21)  # trained on n <= 10, tested on n in 11..20
-    sample, test = task.splits(0, 40)
+    task = make("counting", seq_len=21)  # trained on n <= 10, validated on 11..20, tested on 11..40
+    sample, valid, test = task.splits(0, 40)
     train = sample(500)
-    ns_train = (train.x.argmax(-1) == 1).logical_and(train.x.sum(-1) > 0).sum(0)
-    assert ns_train.min() >= 1 and ns_train.max() == 10 and train.x.shape[0] <= 21
-    ns_test = ((test.x.argmax(-1) == 1) & (test.x.sum(-1) > 0)).sum(0)
-    assert set(ns_test.tolist()) == set(range(11, 21))
+    ns = lambda b: ((b.x.argmax(-1) == 1) & (b.x.sum(-1) > 0)).sum(0)  # noqa: E731
+    assert ns(train).min() >= 1 and ns(train).max() == 10 and train.x.shape[0] <= 21
+    assert set(ns(valid).tolist()) == set(range(11, 21)) and set(ns(test).tolist()) == set(range(11, 41))
+    assert torch.equal(ns(test), test.group) and test.x.shape[0] == task.steps == 81
     # a perfect counter scores 1; the bigram rule "b follows b" (it cannot count) scores 0
     perfect = torch.nn.functional.one_hot(test.y, 3).float()
     assert tasks.scores(task, perfect, test)["seq_accuracy"] == 1.0
     inputs = test.x.argmax(-1)
     bigram = torch.nn.functional.one_hot(torch.where(inputs == 2, 1, 0), 3).float()
     assert tasks.scores(task, bigram, test)["seq_accuracy"] == task.chance["seq_accuracy"] == 0.0
+    assert tasks.scores(task, bigram, test)["longest_right"] == task.chance["longest_right"] == 10
+    assert tasks.scores(task, perfect, test)["longest_right"] == 40
     assert task.solved is None and not task.is_solved(1.0)
+
+
+def test_longest_right_counts_from_the_smallest_group_up_to_the_first_wrong_one():
+    group = torch.tensor([11, 11, 12, 13, 13, 14])
+    right = torch.tensor([True, True, True, True, False, True])
+    assert tasks.longest_right(right, group) == 12  # 13 has a wrong example; 14 right does not count
+    assert tasks.longest_right(torch.ones(6, dtype=torch.bool), group) == 14
+    assert tasks.longest_right(~torch.ones(6, dtype=torch.bool), group) == 10
 
 
 @pytest.mark.parametrize("name,seq_len,message", [("adding", 1, ">= 2"), ("copy", 0, ">= 1"),
