@@ -7,7 +7,8 @@ Two kinds of outcome, each with the method whose coverage holds at the number of
 (tests/test_stats.py measures it by simulation):
 - a number per run (skill, a log ratio): the paired t interval of the mean difference over seeds;
 - pass/fail per run (solved or not): Clopper-Pearson intervals of each cell's rate and the exact
-  McNemar test on the pairs where the two cells disagree.
+  McNemar test on the pairs where the two cells disagree;
+- time to solve, censored at the budget: the exact sign test on which cell solved first.
 A number whose seeds split into two modes (one seed in three fails) breaks the t interval at
 small n: there the pass/fail part of a claim carries the evidence (docs/statistics.md)."""
 import functools
@@ -103,40 +104,69 @@ def rate(successes: int, n: int) -> tuple[float, float]:
 
 
 @dataclass(frozen=True)
-class Discordance:
-    """Paired pass/fail outcomes: of n pairs, `a_only` where only a passed, `b_only` where only b
-    did. The exact McNemar test: under "neither passes more often", each of the a_only + b_only
-    discordant pairs is a's with probability 1/2."""
-    a_only: int
-    b_only: int
-    a: int  # pairs where a passed
-    b: int
+class SignTest:
+    """Paired outcomes that only say which side won: of n pairs, a won `a_wins` and b `b_wins`;
+    the rest are ties or say nothing. The exact sign test: under "neither wins more often", each
+    decided pair is a's with probability 1/2."""
+    a_wins: int
+    b_wins: int
     n: int
 
     @property
-    def mean(self) -> float:  # a's pass rate minus b's
-        return (self.a - self.b) / self.n if self.n else math.nan
+    def mean(self) -> float:  # the net share of pairs a wins
+        return (self.a_wins - self.b_wins) / self.n if self.n else math.nan
 
     def p_above(self, threshold: float = 0.0) -> float:
-        """Exact one-sided p of "a passes no more often than b" (threshold 0 only)."""
+        """Exact one-sided p of "a wins no more often than b" (threshold 0 only)."""
         if threshold != 0:
-            raise ValueError("pass/fail outcomes are tested against 0 only")
-        m = self.a_only + self.b_only
-        return 1.0 if m == 0 else float(sp.binomtest(self.a_only, m, 0.5, alternative="greater").pvalue)
+            raise ValueError("a sign test is tested against 0 only")
+        m = self.a_wins + self.b_wins
+        return 1.0 if m == 0 else float(sp.binomtest(self.a_wins, m, 0.5, alternative="greater").pvalue)
 
     def p_below(self, threshold: float = 0.0) -> float:
-        return Discordance(self.b_only, self.a_only, self.b, self.a, self.n).p_above(threshold)
+        return SignTest(self.b_wins, self.a_wins, self.n).p_above(threshold)
+
+    def __str__(self) -> str:
+        return f"a first {self.a_wins}, b first {self.b_wins}, neither {self.n - self.a_wins - self.b_wins} (of {self.n})"
+
+
+@dataclass(frozen=True)
+class Discordance(SignTest):
+    """Paired pass/fail outcomes, the exact McNemar test: a "wins" a pair where only a passed.
+    a and b: the pairs where each passed."""
+    a: int = 0
+    b: int = 0
 
     def __str__(self) -> str:
         (alo, ahi), (blo, bhi) = rate(self.a, self.n), rate(self.b, self.n)
         return (f"passed {self.a}/{self.n} [{alo:.2f}, {ahi:.2f}] vs {self.b}/{self.n} [{blo:.2f}, {bhi:.2f}], "
-                f"discordant {self.a_only}:{self.b_only}")
+                f"discordant {self.a_wins}:{self.b_wins}")
 
 
 def discordance(a, b) -> Discordance:
     """Pass/fail outcomes of n pairs (boolean arrays, a's and b's)."""
     a, b = np.asarray(a, dtype=bool), np.asarray(b, dtype=bool)
-    return Discordance(int((a & ~b).sum()), int((b & ~a).sum()), int(a.sum()), int(b.sum()), len(a))
+    return Discordance(int((a & ~b).sum()), int((b & ~a).sum()), len(a), int(a.sum()), int(b.sum()))
+
+
+def first_to_solve(steps_a, solved_a, steps_b, solved_b, units=None) -> SignTest:
+    """Time to solve, censored: a run that never solved is censored at its budget, not scored at
+    it. A pair is a's when a solved and b solved later or not at all; b's likewise; a pair where
+    neither solved, or both at the same step, says nothing. `units` (a seed per pair): a seed is
+    a's when a won more of its pairs than b, so that n counts independent seeds."""
+    ta = np.where(np.asarray(solved_a, dtype=bool), np.asarray(steps_a, dtype=float), np.inf)
+    tb = np.where(np.asarray(solved_b, dtype=bool), np.asarray(steps_b, dtype=float), np.inf)
+    net = pd.Series(np.where(ta < tb, 1, np.where(tb < ta, -1, 0)))  # +1: a first, -1: b first
+    if units is not None:
+        net = net.groupby(np.asarray(units)).sum()
+    return SignTest(int((net > 0).sum()), int((net < 0).sum()), len(net))
+
+
+def median_to_solve(steps, solved) -> float:
+    """The Kaplan-Meier median time to solve when every run is censored at the same budget (then
+    it is the median with unsolved runs at infinity); inf: not reached (half or more never solved)."""
+    t = np.where(np.asarray(solved, dtype=bool), np.asarray(steps, dtype=float), np.inf)
+    return float(np.sort(t)[(len(t) - 1) // 2]) if len(t) else math.nan
 
 
 def holm(p) -> np.ndarray:
@@ -175,7 +205,7 @@ def greater(est, margin: float) -> Test:
     """The claim "the difference is positive, by more than the margin": supported when the test
     shows it above 0 and the mean lies beyond the margin; not supported when the test shows it
     below the margin (no effect worth the name, or one the other way)."""
-    against = est.p_below(margin) if isinstance(est, Estimate) else est.p_below(0.0)
+    against = est.p_below(margin) if isinstance(est, Estimate) else est.p_below(0.0)  # sign tests: 0 only
     return Test(est.p_above(0.0), against, est.n, gate=est.mean > margin)
 
 

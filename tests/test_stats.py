@@ -107,6 +107,27 @@ def test_mcnemar_finds_a_cell_that_always_passes_against_one_that_never_does():
     assert "passed 6/6" in str(d) and "discordant 6:0" in str(d)
 
 
+def test_first_to_solve_censors_at_the_budget_and_counts_seeds():
+    inf = float("nan")  # an unsolved run's steps are missing
+    first = stats.first_to_solve([100, inf, 500, inf], [True, False, True, False],
+                                 [200, 300, 500, inf], [True, True, True, False])
+    assert (first.a_wins, first.b_wins, first.n) == (1, 1, 4)  # a first; b first; a tie; neither
+    by_seed = stats.first_to_solve([100, 100, inf], [True, True, False], [200, 200, 50], [True, True, True],
+                                   units=[0, 0, 1])
+    assert (by_seed.a_wins, by_seed.b_wins, by_seed.n) == (1, 1, 2)
+    assert stats.median_to_solve([100, 300, inf], [True, True, False]) == 300
+    assert stats.median_to_solve([100, inf, inf, inf], [True, False, False, False]) == float("inf")
+
+
+@pytest.mark.parametrize("n", SEEDS)
+def test_sign_test_rejects_a_true_null_at_most_at_its_level(n):
+    """Either cell solves first with probability 0.4 and neither with 0.2: the exact error rate."""
+    error = sum(sp.multinomial.pmf([a, b, n - a - b], n, [0.4, 0.4, 0.2])
+                for a, b in itertools.product(range(n + 1), repeat=2)
+                if a + b <= n and stats.SignTest(a, b, n).p_above(0.0) < stats.ALPHA)
+    assert error <= stats.ALPHA
+
+
 def test_holm_controls_the_family_wise_error_rate():
     rng = np.random.default_rng(0)
     for m in (2, 4, 8):
