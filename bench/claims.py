@@ -75,7 +75,13 @@ def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataF
 
 def _skill_part(label: str, est: Estimate, g: pd.DataFrame, test: stats.Test):
     """A part comparing the skills of the pairs g (skill_a, skill_b): its test, or inconclusive,
-    saying why, where neither side's mean skill exceeds LEARNED."""
+    saying why, where neither side's mean skill exceeds LEARNED. The label counts the pairs tied
+    at the ceiling (both within the margin of perfect) or at the floor (both at most LEARNED): the
+    scale cannot tell those cells apart."""
+    ceiling = int(((g.skill_a >= 1 - MARGIN) & (g.skill_b >= 1 - MARGIN)).sum())
+    floor = int(((g.skill_a <= LEARNED) & (g.skill_b <= LEARNED)).sum())
+    ties = [f"{k} of {len(g)} pairs tied at the {where}" for k, where in ((ceiling, "ceiling"), (floor, "floor")) if k]
+    label += f" ({'; '.join(ties)})" if ties else ""
     best = max(g.skill_a.mean(), g.skill_b.mean())
     if best > LEARNED:
         return label, est, test

@@ -80,6 +80,12 @@ def test_s4_comparable_accuracy(gru, lstm, expected):
     assert verdict("S4", tables(runs_of("gru", gru), runs_of("lstm", lstm))) == expected
 
 
+def test_parts_count_the_pairs_tied_at_the_ceiling_or_the_floor():
+    t = tables(runs_of("gru", [0.99, 0.97, 0.5, 0.0]), runs_of("lstm", [0.98, 0.99, 0.97, 0.01]))
+    (v,) = [v for v in claims.judge(t) if v.id == "S4"]
+    assert "2 of 4 pairs tied at the ceiling; 1 of 4 pairs tied at the floor" in v.parts.part.item()
+
+
 def test_s4_pairs_param_matched_grus_with_the_lstm_they_match():
     sized = [dict(r, hidden_size=37, requested_hidden_size=32, **{"config.param_match": "lstm"})
              for r in runs_of("gru", [0.2, 0.3, 0.25])]
