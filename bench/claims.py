@@ -177,26 +177,36 @@ def _gradient_ratio(profiles, runs, task, seq_len) -> str:
 
 def s2(runs, tables):
     """Trained standard LSTMs, those that learned their task (skill above the margin): per run,
-    the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (test set, last
-    evaluation, layer 0); the geometric mean over runs (lengths resampled within each task and
-    length). Supported when its interval lies above 1 and its mean above 1.5 (h changes at least
-    1.5x as much as c); not supported when the interval lies below 1.5; inconclusive otherwise,
-    and when no LSTM learned its task."""
+    the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (validation set,
+    last evaluation, layer 0); the geometric mean over seeds. Two parts: c whole, and c's slowest
+    quarter of units (the longest time constants 1 / (1 - mean f), the units that carry the
+    memory; records since 2026-12-04), each against the whole of h. A part is supported when its
+    interval lies above 1 and its mean above 1.5 (h changes at least 1.5x as much as c); not
+    supported when the interval lies below 1.5; inconclusive otherwise, and when no LSTM learned
+    its task."""
     every = runs[standard(runs, "lstm") & runs.skill.notna()]  # failed runs have no skill: left out
     lstm = every[every.skill > LEARNED]
     m = tables["metrics"]
-    m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
+    m = m[m.metric.isin(["step_change_h", "step_change_c", "step_change_c_slow", "time_constant_slow"])
+          & (m.layer == 0)]
     m = m.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
     wide = m[m.step == m.steps].pivot_table(index=["run_id", "task", "seq_len", "seed"], columns="metric",
-                                            values="value").dropna().reset_index()
+                                            values="value").reset_index()
+    wide = wide.dropna(subset=[c for c in ("step_change_h", "step_change_c") if c in wide] or None)
     parts = []
-    if len(wide):
+    if len(wide) and {"step_change_h", "step_change_c"} <= set(wide):
         est = stats.mean_diff(np.log(wide.step_change_h / wide.step_change_c), wide.seed)
         settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
         dropped = len(every) - len(lstm)
         left_out = f"; {dropped} of {len(every)} runs learned nothing, left out" if dropped else ""
         parts.append((f"h / c step change ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN)))
+        slow = wide.dropna(subset=["step_change_c_slow"]) if "step_change_c_slow" in wide else wide.iloc[:0]
+        if len(slow):
+            est = stats.mean_diff(np.log(slow.step_change_h / slow.step_change_c_slow), slow.seed)
+            tau = slow.time_constant_slow.median()
+            parts.append((f"h / c step change, c's slowest quarter of units (median time constant {tau:.3g} steps)",
+                          _ratio(est), stats.greater(est, CHANGE_MARGIN)))
     elif len(every) and lstm.empty:
         parts.append((f"{len(every)} LSTM runs, none learned its task (best skill {every.skill.max():+.3f})", None,
                       stats.INCONCLUSIVE))

@@ -4,7 +4,8 @@ All probes run our own cell (for torch's fused modules, a copy of ours with the 
 gates and gradients are properties of the weights, not of the kernel) on a fixed probe batch.
 - gradient norms per parameter block (per gate), of the training step's gradient before clipping;
 - gate activations: mean, and the fraction saturated (below 0.1 or above 0.9), per layer and gate;
-- the mean relative step change ||s_t - s_{t-1}|| / ||s_{t-1}|| of h and of c, per layer;
+- the mean relative step change ||s_t - s_{t-1}|| / ||s_{t-1}|| of h and of c, per layer, and over
+  the LSTM's slowest quarter of units (the longest time constants 1 / (1 - mean f));
 - profiles over t of ||∂ℓ/∂h_t|| per layer and ||∂ℓ/∂x_t||, averaged over examples, where ℓ is
   each example's own loss (so the values do not shrink with the batch size), computed in float64.
 """
@@ -59,10 +60,24 @@ def inside(step: int, model, batch: tasks.Batch) -> list[dict]:
             metrics.append(row(step, "valid", "gate_mean", g.mean(), k, None, name))
             saturated = ((g < SATURATED) | (g > 1 - SATURATED)).float().mean()
             metrics.append(row(step, "valid", "gate_saturated", saturated, k, None, name))
-        for i, state_name in enumerate("hc"[:len(layer["states"][0])]):
-            seq = torch.stack([s[i] for s in layer["states"]])
-            metrics.append(row(step, "valid", f"step_change_{state_name}", _relative_change(seq), k))
+        names = "hc"[:len(layer["states"][0])]
+        states = {name: torch.stack([s[i] for s in layer["states"]]) for i, name in enumerate(names)}  # (T, B, H)
+        for name, seq in states.items():
+            metrics.append(row(step, "valid", f"step_change_{name}", _relative_change(seq), k))
+        if "c" in states and layer["gates"] and "f" in layer["gates"][0]:
+            metrics += _slow_units(step, k, torch.stack([gates["f"] for gates in layer["gates"]]), states)
     return metrics
+
+
+def _slow_units(step: int, layer: int, f: torch.Tensor, states: dict) -> list[dict]:
+    """The LSTM's memory, unit by unit: unit j's time constant 1 / (1 - mean f_j) (in steps, f
+    averaged over t and examples), and the step changes of h and c over the quarter of units with
+    the longest time constants (at least one), the units that carry the memory."""
+    tau = 1 / (1 - f.mean(dim=(0, 1))).clamp_min(1e-6)  # (H,)
+    slow = tau.topk(max(1, len(tau) // 4)).indices
+    return [row(step, "valid", "time_constant_slow", tau[slow].median(), layer),
+            *(row(step, "valid", f"step_change_{name}_slow", _relative_change(seq[..., slow]), layer)
+              for name, seq in states.items())]
 
 
 def _float64(t: torch.Tensor | None, device) -> torch.Tensor | None:

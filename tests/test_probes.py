@@ -40,6 +40,30 @@ def test_gate_statistics_and_step_changes():
     assert rows[("step_change_c", None)] == pytest.approx(want.item(), rel=1e-5)
 
 
+def test_the_slowest_quarter_of_the_lstms_units():
+    """Forget biases of 5 for units 0 and 1 of 8, -5 for the rest: units 0 and 1 have the longest
+    time constants, 1 / (1 - mean f), and the step changes over them are of those units alone."""
+    task = tasks.adding(20)
+    cell = cells.LSTM(2, 8)
+    with torch.no_grad():
+        cell.bias_ih_l0.zero_(), cell.bias_hh_l0.zero_()
+        cell.bias_ih_l0[8:16] = torch.tensor([5.0, 5.0] + [-5.0] * 6)  # torch's gate order i, f, g, o
+    batch = task.splits(0, 16).valid
+    rows = {r["metric"]: r["value"] for r in probes.inside(0, Model(cell, task), batch)}
+    with cell.trace() as trace:
+        cell(batch.x)
+    f = torch.stack([g["f"] for g in trace[0]["gates"]])
+    c = torch.stack([s[1] for s in trace[0]["states"]])[..., :2]
+    tau = 1 / (1 - f.mean(dim=(0, 1)))
+    assert tau[:2].min() > 10 * tau[2:].max()
+    assert rows["time_constant_slow"] == pytest.approx(tau[:2].median().item(), rel=1e-5)
+    want = ((c[1:] - c[:-1]).norm(dim=-1) / c[:-1].norm(dim=-1)).mean()
+    assert rows["step_change_c_slow"] == pytest.approx(want.item(), rel=1e-5)
+    assert "step_change_h_slow" in rows
+    gru = {r["metric"] for r in probes.inside(0, Model(cells.GRU(2, 8), task), batch)}
+    assert not any(m.endswith("_slow") for m in gru)  # the LSTM's memory only
+
+
 def test_block_grad_norms_split_each_parameter_by_gate():
     task = tasks.temporal_order(20)
     cell = cells.GRU(8, 5, 2, tied_gates=False)

@@ -127,6 +127,18 @@ def test_s2_step_change_of_h_over_c(h, c, expected):
     assert verdict("S2", tables(lstm, metrics=step_changes(h, c))) == expected
 
 
+def test_s2_also_reads_the_slowest_units_of_c():
+    """h changes as much as c does as a whole (not supported), but 10x as much as c's slowest
+    quarter of units: the parts disagree."""
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0] * 3)]
+    slow = [{"run_id": f"lstm-adding-30-{seed}", "step": 1000, "split": "valid", "metric": m,
+             "value": v * (1 + 0.02 * seed), "layer": 0}
+            for seed in range(3) for m, v in (("step_change_c_slow", 0.01), ("time_constant_slow", 40.0))]
+    (v,) = [v for v in claims.judge(tables(lstm, metrics=step_changes(0.1, 0.1) + slow)) if v.id == "S2"]
+    assert v.verdict == "inconclusive: parts not supported 1, supported 1"
+    assert "slowest quarter of units (median time constant 40.8 steps): x9.90" in v.evidence
+
+
 def test_s2_reads_only_lstms_that_learned_their_task():
     # seed 3 stayed at chance; its h would change 100x as much as its c and, counted, make the
     # claim inconclusive
