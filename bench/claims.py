@@ -106,7 +106,10 @@ def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scop
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
-    if verdict == stats.INCONCLUSIVE and len(table) > 1:
+    if set(table.verdict) == {stats.SUPPORTED, stats.NOT_SUPPORTED}:  # every part decided, not alike
+        verdict = "depends: " + "; ".join(f"{v} for " + ", ".join(f"[{label}]" for label in g.part)
+                                          for v, g in table.groupby("verdict", sort=False))
+    elif verdict == stats.INCONCLUSIVE and len(table) > 1:
         counts = table.verdict.value_counts()
         verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
     lines = [f"{part}: " + (f"{est} " if est is not None else "") + (f"p={p:.2g} " if p is not None else "") + v

@@ -133,7 +133,9 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         f"adjusted test shows it; the intervals shown are not adjusted. Fewer than {stats.MIN_PAIRS} seeds "
         f"decide nothing. Margin: {claims.MARGIN} skill. A run learned its task when its skill exceeds "
         f"{claims.LEARNED}; a comparison where neither cell's mean skill over the pairs exceeds it decides "
-        "nothing: two cells at chance are alike whatever their design. The z of a GRU here is torch's (z keeps "
+        "nothing: two cells at chance are alike whatever their design. A claim is supported when every part "
+        "is, not supported when every part is not, 'depends' (naming the parts each way) when every part is "
+        "decided but not alike, inconclusive otherwise. The z of a GRU here is torch's (z keeps "
         "the old state); the seed's z is 1 - z. The rule of each claim:",
         rules(),
         "## Evidence per claim",

@@ -135,7 +135,8 @@ def test_s2_also_reads_the_slowest_units_of_c():
              "value": v * (1 + 0.02 * seed), "layer": 0}
             for seed in range(3) for m, v in (("step_change_c_slow", 0.01), ("time_constant_slow", 40.0))]
     (v,) = [v for v in claims.judge(tables(lstm, metrics=step_changes(0.1, 0.1) + slow)) if v.id == "S2"]
-    assert v.verdict == "inconclusive: parts not supported 1, supported 1"
+    assert v.verdict.startswith("depends: not supported for [h / c step change (adding T=30)]; supported for "
+                                "[h / c step change, c's slowest quarter of units")
     assert "slowest quarter of units (median time constant 40.8 steps): x9.90" in v.evidence
 
 
@@ -273,7 +274,9 @@ def test_s6_tie_costs_nothing_and_s7_gates_matter():
                        runs_of("gru_no_reset", [0.91, 0.95, 0.93], family="gru", reset_gate=False))
     assert verdict("S7", no_effect) == NOT
     mixed = tables(no_effect["runs"].to_dict("records"), runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
-    assert verdict("S7", mixed).startswith("inconclusive: parts")
+    assert verdict("S7", mixed) == ("depends: not supported for [adding T=30, 3 seeds: gru - gru without reset_gate "
+                                    "(1 of 3 pairs tied at the ceiling)]; "
+                                    "supported for [adding T=30, 3 seeds: gru - gru without update_gate]")
 
 
 def test_s6_untying_that_helps_is_not_supported():
@@ -290,7 +293,7 @@ def test_report_writes_the_ledger_tables_and_figures(small_results, capsys):
     text = (small_results / "report.md").read_text()
     rows = re.findall(r"^\| (S\d) \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
     assert [r[0] for r in rows] == [f"S{i}" for i in range(1, 8)]
-    assert all(re.match(r"(supported|not supported|inconclusive)", verdict.strip()) for _, _, verdict in rows)
+    assert all(re.match(r"(supported|not supported|inconclusive|depends)", verdict.strip()) for _, _, verdict in rows)
     for name in ("accuracy_vs_length.png", "gradient_profile.png", "step_change.png", "throughput.png", "ablations.png"):
         assert (small_results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"]({name})" in text
