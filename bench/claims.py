@@ -316,7 +316,7 @@ def s5(runs, tables):
         shown = ", ".join(f"{name} {'not reached' if math.isinf(m) else f'{m:.0f}'} ({sec:.1f} s)"
                           for name, m, sec in zip(("gru", "lstm"), medians, seconds))
         parts.append((f"{_where(g)}: first to solve, gru vs lstm; median steps to solve {shown}",
-                      str(first).replace("a first", "gru first").replace("b first", "lstm first"),
+                      first.text("gru", "lstm"),
                       stats.greater(first, 0.0)))
     return _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
 

@@ -139,8 +139,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "the old state); the seed's z is 1 - z. The rule of each claim:",
         rules(),
         "## Evidence per claim",
-        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.assign(estimate=v.parts.estimate.map(lambda e: "-" if e is None else str(e))))
-                                                 if len(v.parts) else v.evidence)
+        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts) if len(v.parts) else v.evidence)
           for v in verdicts],
         "## Figures",
         *[f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}" for name in drawn],

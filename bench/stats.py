@@ -126,8 +126,11 @@ class SignTest:
     def p_below(self, threshold: float = 0.0) -> float:
         return SignTest(self.b_wins, self.a_wins, self.n).p_above(threshold)
 
+    def text(self, a: str = "a", b: str = "b") -> str:
+        return f"{a} first {self.a_wins}, {b} first {self.b_wins}, neither {self.n - self.a_wins - self.b_wins} (of {self.n})"
+
     def __str__(self) -> str:
-        return f"a first {self.a_wins}, b first {self.b_wins}, neither {self.n - self.a_wins - self.b_wins} (of {self.n})"
+        return self.text()
 
 
 @dataclass(frozen=True)
