@@ -1,4 +1,4 @@
-"""Backends (MISSION.md section 6): the `backend` config group is read here and nowhere else.
+"""Backends (docs/backends.md): the `backend` config group is read here and nowhere else.
 
 A backend is
 - device: 'cpu' | 'cuda' | 'mps';
@@ -72,7 +72,7 @@ class Compiled(nn.Module):
     guards and wrappers. A GRU's first forward+backward, on this CPU with empty caches, took
     109 s whole and 3.5 s step by step at T=100, B=64, H=256 (LSTM 38 s and 2.9 s), and 63 s and
     2.8 s at T=50, B=16, H=64; the calls after it took 0.90x (LSTM 0.99x) and 0.42x (0.39x) the
-    step-compiled time (README: Backends).
+    step-compiled time (docs/backends.md).
     Each wrapper, one per run, starts from empty compile caches (in a sweep's process, earlier
     runs' graphs would count towards torch's limit of 8 per function), and a call that would need
     more graphs than that fails, where torch would quietly run the code uncompiled."""

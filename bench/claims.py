@@ -1,4 +1,4 @@
-"""The claims ledger S1-S7 of MISSION.md, judged from the result tables. Each claim is one
+"""The claims ledger S1-S7 (docs/design.md), judged from the result tables. Each claim is one
 function whose docstring is its verdict rule, stated in the report as written here. A claim is
 tested in parts (a task, an implementation, a gate); each part gets a verdict from the tests in
 bench.stats and the claim combines them (stats.combine). A claim without data is

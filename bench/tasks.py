@@ -1,4 +1,4 @@
-"""Long-dependency tasks (MISSION.md section 4). Each is a factory `name(seq_len, ...) -> Task`
+"""Long-dependency tasks (docs/tasks-and-results.md). Each is a factory `name(seq_len, ...) -> Task`
 named by a YAML in conf/task/; its data come from pure, seeded generators: the same seed gives
 the same training stream and the same fixed validation and test sets, whatever else the process
 did. Validation decides stopping, "solved" and selection; test is scored once, at the end.
@@ -38,7 +38,7 @@ class Splits(NamedTuple):
 @dataclass(frozen=True)
 class Task:
     name: str
-    seq_len: int  # the length parameter T of MISSION.md (copy's input has T + 20 steps)
+    seq_len: int  # the length parameter T (copy's input has T + 20 steps)
     input_size: int
     output_size: int  # 1 for regression, else the number of classes
     target: str  # 'regression' | 'last' | 'sequence'

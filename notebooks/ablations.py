@@ -1,6 +1,6 @@
 # %% [markdown]
 # # Ablations: which parts of a gated cell matter (S6, S7)
-# Each ablation is a flag on one cell (MISSION.md section 3). Here every ablated run is paired with
+# Each ablation is a flag on one cell (docs/cells.md). Here every ablated run is paired with
 # its standard cell's run of the same seed and setting, and the gate statistics show what the
 # gates did. Reads `RNNBENCH_RESULTS` (default: the committed reference results).
 

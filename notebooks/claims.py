@@ -1,6 +1,6 @@
 # %% [markdown]
 # # The claims ledger
-# Does each claim of the seed (S1-S7 of MISSION.md) hold on these results? The verdicts are the
+# Does each claim of the seed (S1-S7, docs/design.md) hold on these results? The verdicts are the
 # report's (`bench.claims`); this notebook shows the parts each verdict rests on and the runs
 # behind them. It reads the committed reference results unless `RNNBENCH_RESULTS` names another
 # results directory. Run it from `notebooks/` (`jupytext --to ipynb claims.py` opens it in Jupyter).

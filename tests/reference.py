@@ -1,6 +1,6 @@
-"""A slow reference written from MISSION.md's equations, independent of cells/'s code.
+"""A slow reference written from the equations of docs/design.md and docs/cells.md, independent of cells/'s code.
 
-It reads the parameters by torch's names and the block order that MISSION.md section 3 fixes
+It reads the parameters by torch's names and the block order docs/design.md fixes
 (LSTM i, f, g, o; GRU r, z, n, then i when untied; MGU f, n), computes every gate as the seed
 writes it, W [x_t, h_{t-1}] + b, one sample-free batch step at a time, and stacks the layers.
 """
@@ -12,7 +12,7 @@ GRU_DEFAULTS = dict(reset_after=True, reset_gate=True, update_gate=True, tied_ga
 
 
 def expected_blocks(family: str, flags: dict) -> tuple[str, ...]:
-    """The weight blocks MISSION.md's parameter layout gives these flags, in order."""
+    """The weight blocks the parameter layout (docs/design.md) gives these flags, in order."""
     if family == "rnn":
         return ("h",)
     if family == "lstm":

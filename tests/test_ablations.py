@@ -1,4 +1,4 @@
-"""Every flag against the equations of MISSION.md (tests/reference.py), outputs and gradients,
+"""Every flag against the equations of docs/design.md and docs/cells.md (tests/reference.py), outputs and gradients,
 on 1 and 2 layers; then cross-checks that tie each ablation to a cell we already trust."""
 import pytest
 import torch

@@ -1,7 +1,7 @@
 """The accelerator path (CUDA or MPS; skipped without one): the CPU's checks, on the device.
 
 Every cell and ablation computes there what it computes on the CPU (which test_ablations ties to
-MISSION.md's equations), outputs and every gradient, through the whole-layer Functions and the
+the equations of docs/design.md), outputs and every gradient, through the whole-layer Functions and the
 step loop; gradcheck of those Functions on the device; ours against torch's modules (cuDNN);
 CUDA graphs of our cells replay what the cells compute; every implementation and dtype trains
 through the runner and is recorded with the device."""

@@ -1,4 +1,4 @@
-"""Each init and forget_bias sets the values MISSION.md gives, on every layer."""
+"""Each init and forget_bias sets the values docs/cells.md gives, on every layer."""
 import math
 
 import pytest
@@ -11,7 +11,7 @@ I, H = 3, 16
 
 
 def blocks(cell, kind, k):
-    """block name -> that block of parameter `kind` in layer k (MISSION.md's layout)."""
+    """block name -> that block of parameter `kind` in layer k (docs/design.md's layout)."""
     t = getattr(cell, f"{kind}_l{k}")
     return dict(zip(cell.layout.blocks, t.split(cell.hidden_size)))
 

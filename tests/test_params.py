@@ -1,5 +1,5 @@
-"""Parameter counts: MISSION.md's closed form G·(H·(I+H) + 2H) + P·H per layer for every flag
-combination, count_params without a module, match_hidden_size, and the contradictions refused."""
+"""Parameter counts: the closed form of docs/design.md, G·(H·(I+H) + 2H) + P·H per layer for
+every flag combination, count_params without a module, match_hidden_size, and the contradictions refused."""
 import itertools
 
 import pytest
