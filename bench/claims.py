@@ -10,16 +10,17 @@ import numpy as np
 import pandas as pd
 
 import cells
-from . import costs, stats
+from . import costs, selection, stats, tasks
 from .stats import Estimate
 
-MARGIN = 0.05  # skill (0 = chance, 1 = perfect): smaller differences count as comparable
-# A run learned its task when its skill exceeds the margin. Two cells that both stay at chance are
-# alike whatever their design, so a skill comparison where neither learned decides nothing.
-LEARNED = MARGIN
+# Accuracy is compared on each task's score (tasks.SCALES: 0 at chance, no ceiling in practice),
+# with its scale's margin: smaller differences count as comparable. A run learned its task when
+# its score exceeds the margin; two cells that both stay at chance are alike whatever their
+# design, so a comparison where neither learned decides nothing.
 SPEED_MARGIN = math.log(1.05)  # a cell is cheaper when it is at least 5% faster
 CHANGE_MARGIN = math.log(1.5)  # "changes a lot more": at least 1.5x the relative step change
-NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "solved_threshold", "solved", "steps_to_solve",
+NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "scale", "score", "valid_score", "score_max",
+          "solved_threshold", "solved", "steps_to_solve",
           "seconds_to_solve", "steps", "device_name", "config.param_match", "config.train.steps"]
 GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 
@@ -30,13 +31,17 @@ class Verdict:
     claim: str
     verdict: str  # starts with supported | not supported | inconclusive
     evidence: str
-    parts: pd.DataFrame  # part, estimate (shown: a difference, a ratio "xM [lo, hi]", counts; None: exact), n, p, verdict
+    # part, estimate (shown: a difference, a ratio "xM [lo, hi]", counts; None: exact), n, p, verdict,
+    # seeds to decide (an inconclusive part's budget if its estimate held: stats.seeds_to_decide)
+    parts: pd.DataFrame
 
 
 def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with their family (rnn, lstm, gru), variant ('' for the standard cell, else its flags
     that differ from the defaults), whether param_match resized them, whether they trained (not
-    mode=throughput), their skill, and the cells whose loops ran compiled (native)."""
+    mode=throughput), their skill (shown) and score (compared; a diverged run's is 0, chance, a failed
+    run's NaN), their scale's margin, whether they learned their task (score above the margin), and
+    the cells whose loops ran compiled (native)."""
     missing = [c for c in NEEDED if c not in runs]  # an empty table has the contract columns only
     runs = runs.reindex(columns=[*runs.columns, *missing])
     runs["training"] = runs["mode"].fillna("train") != "throughput"
@@ -45,6 +50,10 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     match = runs["config.param_match"]
     runs["sized"] = match.notna() & (match != runs.family)
     runs["skill"] = stats.skill(runs) if len(runs) else pd.Series(dtype=float)
+    runs["score"] = stats.by_status(runs.score.astype(float), runs.status)
+    runs["valid_score"] = stats.by_status(runs.valid_score.astype(float), runs.status)
+    runs["margin"] = [tasks.SCALES[s].margin if s in tasks.SCALES else math.nan for s in runs.scale]
+    runs["learned"] = runs.score > runs.margin
     return costs.with_native(runs)
 
 
@@ -66,26 +75,27 @@ def standard(runs, family: str | None = None):
 
 
 def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataFrame]]:
-    """Skill of `a` minus skill of `b`, paired by seed, one estimate per value of `by` with the
+    """Score of `a` minus score of `b`, paired by seed, one estimate per value of `by` with the
     lengths pooled (each seed's differences averaged over its lengths first)."""
     p = stats.pairs(runs, a, b)
-    p = p[p.skill_a.notna() & p.skill_b.notna()]
-    return [(key, stats.mean_diff(g.skill_a - g.skill_b, g.seed), g) for key, g in p.groupby(by)]
+    p = p[p.score_a.notna() & p.score_b.notna()]
+    return [(key, stats.mean_diff(g.score_a - g.score_b, g.seed), g) for key, g in p.groupby(by)]
 
 
-def _skill_part(label: str, est: Estimate, g: pd.DataFrame, test: stats.Test):
-    """A part comparing the skills of the pairs g (skill_a, skill_b): its test, or inconclusive,
-    saying why, where neither side's mean skill exceeds LEARNED. The label counts the pairs tied
-    at the ceiling (both within the margin of perfect) or at the floor (both at most LEARNED): the
-    scale cannot tell those cells apart."""
-    ceiling = int(((g.skill_a >= 1 - MARGIN) & (g.skill_b >= 1 - MARGIN)).sum())
-    floor = int(((g.skill_a <= LEARNED) & (g.skill_b <= LEARNED)).sum())
+def _score_part(label: str, est: Estimate, g: pd.DataFrame, test):
+    """A part comparing the scores of the pairs g (score_a, score_b): test(est, the scale's
+    margin), or inconclusive, saying why, where neither side's mean score exceeds the margin. The
+    label names the scale and counts the pairs tied at the ceiling (both at the scale's best
+    score) or at the floor (neither learned): the scale cannot tell those cells apart."""
+    margin, scale = g.margin_a.iloc[0], g.scale_a.iloc[0]
+    ceiling = int(((g.score_a >= g.score_max_a) & (g.score_b >= g.score_max_b)).sum())
+    floor = int((~g.learned_a.astype(bool) & ~g.learned_b.astype(bool)).sum())
     ties = [f"{k} of {len(g)} pairs tied at the {where}" for k, where in ((ceiling, "ceiling"), (floor, "floor")) if k]
-    label += f" ({'; '.join(ties)})" if ties else ""
-    best = max(g.skill_a.mean(), g.skill_b.mean())
-    if best > LEARNED:
-        return label, est, test
-    return f"{label} (neither cell learned the task: best mean skill {best:+.3f})", est, stats.INCONCLUSIVE
+    label += f" ({scale}{''.join('; ' + t for t in ties)})"
+    best = max(g.score_a.mean(), g.score_b.mean())
+    if best > margin:
+        return label, est, test(est, margin)
+    return f"{label} (neither cell learned the task: best mean score {best:+.3f})", est, stats.INCONCLUSIVE
 
 
 def _where(g: pd.DataFrame) -> str:
@@ -100,20 +110,23 @@ def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scop
     decided = iter(stats.decide(tests))
     rows = []
     for label, est, t in parts:
-        verdict, p = next(decided) if isinstance(t, stats.Test) else (t, None)
-        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict))
-    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict"])
+        verdict, p, needed = next(decided) if isinstance(t, stats.Test) else (t, None, None)
+        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict, needed))
+    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict", "seeds to decide"])
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
-    if set(table.verdict) == {stats.SUPPORTED, stats.NOT_SUPPORTED}:  # every part decided, not alike
+    if {stats.SUPPORTED, stats.NOT_SUPPORTED} <= set(table.verdict):  # decided parts that differ: it depends
+        decided = table[table.verdict != stats.INCONCLUSIVE]
+        undecided = len(table) - len(decided)
         verdict = "depends: " + "; ".join(f"{v} for " + ", ".join(f"[{label}]" for label in g.part)
-                                          for v, g in table.groupby("verdict", sort=False))
+                                          for v, g in decided.groupby("verdict", sort=False))
+        verdict += f"; {undecided} part{'s' * (undecided > 1)} undecided" if undecided else ""
     elif verdict == stats.INCONCLUSIVE and len(table) > 1:
         counts = table.verdict.value_counts()
         verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
     lines = [f"{part}: " + (f"{est} " if est is not None else "") + (f"p={p:.2g} " if p is not None else "") + v
-             for part, est, _, p, v in table.itertuples(index=False)]
+             for part, est, _, p, v, _ in table.itertuples(index=False)]
     evidence = "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}"
     return Verdict(id_, claim, verdict, evidence, table)
 
@@ -121,8 +134,8 @@ def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scop
 def s1(runs, tables):
     """Per task with a solved threshold, the longest length each cell solves (most of its seeds
     reach the threshold). Supported when the LSTM solves a longer length than the vanilla RNN and
-    both tests show it: over the lengths the LSTM solves and the RNN does not, the LSTM's skill
-    exceeds the RNN's (stats.greater with the margin, paired by seed, lengths pooled), and at the
+    both tests show it: over the lengths the LSTM solves and the RNN does not, the LSTM's score
+    exceeds the RNN's (stats.greater with the scale's margin, paired by seed, lengths pooled), and at the
     longest of them the LSTM solves more often (exact McNemar test on the seeds where one cell
     solved). Not supported when the RNN solves as long a length as the LSTM; inconclusive
     otherwise, and when the LSTM solves no length. The gradient profile is shown as evidence, not
@@ -142,12 +155,11 @@ def s1(runs, tables):
             gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
             for _, est, pairs in _compare(gap, standard(gap, "lstm"), standard(gap, "rnn")):
                 lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
-                parts.append(_skill_part(f"{label}; lstm - rnn skill at T={lengths}", est, pairs,
-                                         stats.greater(est, MARGIN)))
+                parts.append(_score_part(f"{label}; lstm - rnn score at T={lengths}", est, pairs, stats.greater))
                 at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
                 solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
                 parts.append((f"{task}: solved at T={longest['lstm']}, lstm vs rnn", solved,
-                              stats.greater(solved, MARGIN)))
+                              stats.greater(solved, 0.0)))
             extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
     scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
@@ -179,7 +191,7 @@ def _gradient_ratio(profiles, runs, task, seq_len) -> str:
 
 
 def s2(runs, tables):
-    """Trained standard LSTMs, those that learned their task (skill above the margin): per run,
+    """Trained standard LSTMs, those that learned their task (score above the margin): per run,
     the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (validation set,
     last evaluation, layer 0); the geometric mean over seeds. Two parts: c whole, and c's slowest
     quarter of units (the longest time constants 1 / (1 - mean f), the units that carry the
@@ -187,8 +199,8 @@ def s2(runs, tables):
     interval lies above 1 and its mean above 1.5 (h changes at least 1.5x as much as c); not
     supported when the interval lies below 1.5; inconclusive otherwise, and when no LSTM learned
     its task."""
-    every = runs[standard(runs, "lstm") & runs.skill.notna()]  # failed runs have no skill: left out
-    lstm = every[every.skill > LEARNED]
+    every = runs[standard(runs, "lstm") & runs.score.notna()]  # failed runs have no score: left out
+    lstm = every[every.learned]
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c", "step_change_c_slow", "time_constant_slow"])
           & (m.layer == 0)]
@@ -211,7 +223,7 @@ def s2(runs, tables):
             parts.append((f"h / c step change, c's slowest quarter of units (median time constant {tau:.3g} steps)",
                           _ratio(est), stats.greater(est, CHANGE_MARGIN)))
     elif len(every) and lstm.empty:
-        parts.append((f"{len(every)} LSTM runs, none learned its task (best skill {every.skill.max():+.3f})", None,
+        parts.append((f"{len(every)} LSTM runs, none learned its task (best score {every.score.max():+.3f})", None,
                       stats.INCONCLUSIVE))
     return _verdict("S2", CLAIMS["S2"][0], parts, _scope(every))
 
@@ -265,21 +277,22 @@ def _closed_form_mismatches(runs) -> str:
 
 
 def s4(runs, tables):
-    """GRU minus LSTM skill, paired by seed, at equal hidden size and at equal parameter count (the
+    """GRU minus LSTM score, paired by seed, at equal hidden size and at equal parameter count (the
     GRU resized with param_match=lstm), one part per comparison and task, lengths pooled. A part
-    is supported when the GRU is non-inferior within the margin (interval above -0.05 skill), not
-    supported when the interval lies below -0.05, inconclusive otherwise."""
+    is supported when the GRU is non-inferior within the scale's margin (interval above -margin),
+    not supported when the interval lies below -margin, inconclusive otherwise."""
     lstm, parts = standard(runs, "lstm"), []
     gru_equal = standard(runs, "gru")
     gru_sized = (runs.family == "gru") & (runs.variant == "") & runs.sized
     for label, gru in (("equal H", gru_equal), ("equal params", gru_sized)):
         for task, est, g in _compare(runs, gru, lstm):
-            parts.append(_skill_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior(est, MARGIN)))
+            parts.append(_score_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior))
     return _verdict("S4", CLAIMS["S4"][0], parts, _scope(runs[lstm | gru_equal | gru_sized]))
 
 
 def s5(runs, tables):
-    """Compute, per implementation, device, dtype and size: the GRU's forward+backward time over
+    """Compute, per implementation, device, dtype and size (make reproduce times a grid of sizes;
+    where the parts differ the claim 'depends', naming them): the GRU's forward+backward time over
     the LSTM's, paired by seed (mode=throughput runs), each time taken relative to torch's LSTM
     timed in the same rounds of the same process (so that the machine's drift between runs
     cancels). Each such part is tested on the log ratio: supported when the interval shows the GRU
@@ -323,16 +336,16 @@ def s5(runs, tables):
 
 def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per ablated training run and its standard cell's run of the same seed and setting:
-    cell (the ablated cell's name), family, variant, task, seq_len, seed, effect (skill of the
-    ablated minus skill of the standard cell: skill_a - skill_b)."""
+    cell (the ablated cell's name), family, variant, task, seq_len, seed, effect (score of the
+    ablated minus score of the standard cell: score_a - score_b), and each side's columns (_a, _b)."""
     train = runs[runs.training & ~runs.sized]
     frames = []
     for (family, var), _ in train[train.variant != ""].groupby(["family", "variant"]):
         p = stats.pairs(train, (train.family == family) & (train.variant == var), standard(train, family))
-        frames.append(p.assign(cell=p.cell_a, family=family, variant=var, effect=p.skill_a - p.skill_b,
+        frames.append(p.assign(cell=p.cell_a, family=family, variant=var, effect=p.score_a - p.score_b,
                                device_name=p.device_name_a))
-    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "skill_a", "skill_b", "device", "impl",
-               "dtype", "device_name"]
+    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "device", "impl", "dtype",
+               "device_name", *(f"{c}_{s}" for c in ("score", "score_max", "learned", "margin", "scale") for s in "ab")]
     frames = [f[columns] for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True).dropna(subset=["effect"]) if frames else pd.DataFrame(columns=columns)
 
@@ -344,29 +357,29 @@ def _per_task(pairs: pd.DataFrame, sign: int):
 
 def s6(runs, tables):
     """The tie costs nothing: GRU minus untied GRU (tied_gates=False), and CIFG LSTM
-    (coupled_gates=True) minus LSTM, skill paired by seed, one part per pair of cells and task,
-    lengths pooled; each part tested for non-inferiority within the margin, as in S4."""
+    (coupled_gates=True) minus LSTM, score paired by seed, one part per pair of cells and task,
+    lengths pooled; each part tested for non-inferiority within the scale's margin, as in S4."""
     ablated = ablation_pairs(runs)
     parts, used = [], ablated[ablated.variant.isin(["tied_gates=False", "coupled_gates=True"])]
     for var, label, sign in (("tied_gates=False", "gru - untied gru", -1), ("coupled_gates=True", "cifg lstm - lstm", 1)):
         for task, est, g in _per_task(used[used.variant == var], sign):
-            parts.append(_skill_part(f"{_where(g)}: {label}", est, g, stats.non_inferior(est, MARGIN)))
+            parts.append(_score_part(f"{_where(g)}: {label}", est, g, stats.non_inferior))
     return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))
 
 
 def s7(runs, tables):
     """Each gate matters: for each cell with one gate removed (input_gate, forget_gate,
-    output_gate, reset_gate or update_gate False), its standard cell minus it, skill paired by
+    output_gate, reset_gate or update_gate False), its standard cell minus it, score paired by
     seed, one part per removed gate and task, lengths pooled. A part is supported when the
-    standard cell is better (stats.greater, margin 0.05), not supported when the interval lies
-    below 0.05, inconclusive otherwise; the claim combines its parts."""
+    standard cell is better (stats.greater, the scale's margin), not supported when the interval
+    lies below the margin, inconclusive otherwise; the claim combines its parts."""
     ablated = ablation_pairs(runs)
     used = ablated[ablated.variant.isin([f"{gate}=False" for gate in GATES])]
     parts = []
     for (family, var), pairs in used.groupby(["family", "variant"], sort=False):
         for task, est, g in _per_task(pairs, -1):
-            parts.append(_skill_part(f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est, g,
-                                     stats.greater(est, MARGIN)))
+            parts.append(_score_part(f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est, g,
+                                     stats.greater))
     return _verdict("S7", CLAIMS["S7"][0], parts, _scope(used))
 
 
@@ -390,7 +403,8 @@ CLAIMS = {
 
 
 def judge(tables: dict[str, pd.DataFrame], runs: pd.DataFrame | None = None) -> list[Verdict]:
-    """Every claim of the ledger, in order; `runs`: tables["runs"] annotated, if the caller has
-    it. Claims on accuracy read the training runs only."""
-    runs = annotate(tables["runs"]) if runs is None else runs
+    """Every claim of the ledger, in order; `runs`: tables["runs"] annotated (and selected), if the
+    caller has it. Each cell's training runs are those of its best trial on validation
+    (selection.select); claims on accuracy read the training runs only."""
+    runs = selection.select(annotate(tables["runs"]) if runs is None else runs)
     return [fn(runs if id_ in ("S3", "S5") else runs[runs.training], tables) for id_, (_, fn) in CLAIMS.items()]

@@ -23,15 +23,17 @@ def _standard_training(runs):
 
 
 def accuracy_vs_length(runs, tables):
-    """Skill (0 = chance, 1 = perfect) against sequence length, per standard cell and task."""
-    data = _standard_training(runs).dropna(subset=["skill"])
+    """Score (0 = chance; each task's scale, tasks.SCALES) against sequence length, per standard
+    cell and task."""
+    data = _standard_training(runs).dropna(subset=["score"])
     if data.seq_len.nunique() < 2:
         return None
-    grid = sns.relplot(data=data, x="seq_len", y="skill", hue="family", col="task", kind="line", marker="o",
-                       errorbar=CI, seed=0, height=3, aspect=1.2, facet_kws={"sharex": False})
-    grid.set(xscale="log", ylim=(-0.1, 1.05))
+    data = data.assign(task=data.task + " (" + data.scale + ")")
+    grid = sns.relplot(data=data, x="seq_len", y="score", hue="family", col="task", kind="line", marker="o",
+                       errorbar=CI, seed=0, height=3, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
+    grid.set(xscale="log")
     grid.set_titles("{col_name}")
-    grid.set_axis_labels("sequence length T", "skill (0 chance, 1 perfect)")
+    grid.set_axis_labels("sequence length T", "score (0 chance)")
     return grid.figure
 
 
@@ -99,7 +101,7 @@ def throughput(runs, tables):
 
 
 def ablations(runs, tables):
-    """Each ablation's skill minus its standard cell's, paired by seed, per task and length."""
+    """Each ablation's score minus its standard cell's, paired by seed, per task and length."""
     effects = claims.ablation_pairs(runs)
     if effects.empty:
         return None
@@ -109,7 +111,7 @@ def ablations(runs, tables):
                        sharey=False)
     for ax in grid.axes.flat:
         ax.axvline(0, color="0.3", lw=1)
-    grid.set_axis_labels("skill minus the standard cell's", "")
+    grid.set_axis_labels("score minus the standard cell's", "")
     grid.set_titles("{col_name}")
     return grid.figure
 

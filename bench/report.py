@@ -12,16 +12,17 @@ import numpy as np
 import pandas as pd
 
 import cells
-from . import claims, costs, figures, results, stats
+from . import claims, costs, figures, results, selection, stats, tasks
 from .results import load_tables
 
 CAPTIONS = {
-    "accuracy_vs_length.png": "Skill against sequence length per cell and task (95% t intervals over seeds).",
+    "accuracy_vs_length.png": "Score (0 at chance, the task's scale) against sequence length per cell and task "
+                              "(95% t intervals over seeds).",
     "gradient_profile.png": "‖∂L/∂h_t‖ over t at each task's longest length, at initialisation and after training.",
     "step_change.png": "Relative step change of h and of the LSTM's c after training.",
     "throughput.png": "Time per call over torch's nn.LSTM's timed in the same rounds (lower is faster; tokens "
                       "per second where runs have no such yardstick), per implementation, forward and forward+backward.",
-    "ablations.png": "Each ablation's skill minus its standard cell's, paired by seed.",
+    "ablations.png": "Each ablation's score minus its standard cell's, paired by seed.",
 }
 
 
@@ -57,11 +58,12 @@ def parameters(runs) -> pd.DataFrame:
 
 
 def accuracy(runs) -> pd.DataFrame:
-    """Final test metric per cell, task and length: mean and sd over seeds, skill, solved."""
+    """Final test metric per cell, task and length: mean and sd over seeds, skill, score, solved."""
     train = runs[runs.training].assign(final=lambda r: r.final_value.astype(float),
                                        solved_runs=lambda r: r.solved.astype(float))
     table = train.groupby(["task", "seq_len", "cell", "hidden_size", "metric"], dropna=False).agg(
         chance=("chance", "first"), mean=("final", "mean"), sd=("final", "std"), skill=("skill", "mean"),
+        score=("score", "mean"), score_sd=("score", "std"),
         seeds=("seed", "nunique"), solved=("solved_runs", "sum"))
     return table.reset_index().astype({"solved": int})
 
@@ -100,47 +102,66 @@ def rules() -> str:
     return "\n".join(lines)
 
 
+def how_verdicts_are_reached() -> str:
+    scales = "; ".join(f"**{s.name}**, {s.unit} (margin {s.margin:.3g})" for s in tasks.SCALES.values())
+    return (
+        "A training run trains its whole budget; its score is the test set's, scored once, at the end. Whether "
+        "and when it solved, and every evaluation before, read the validation set (records before task_version "
+        "2 stopped when the test set met the threshold). Accuracy is compared on each task's **score**, 0 at "
+        f"the task's chance baseline and without a ceiling that runs reach (tasks.SCALES): {scales}. Losses "
+        f"below {tasks.LOSS_FLOOR:g} score as it. A diverged run scores 0, a failed run is left out. **Skill** "
+        "(0 at chance, 1 perfect: 1 - mse / chance, or (accuracy - chance) / (1 - chance)) is shown beside it "
+        "and compares nothing: every cell that solves a task has a skill near 1. "
+        "Two runs are a **pair** when they differ only in the cell: same task, length, seed, requested hidden "
+        "size, backend and training budget. An estimate is the mean paired difference over seeds (a seed's "
+        f"differences at several lengths averaged first) with its {stats.LEVEL:.0%} paired t interval; n counts "
+        "seeds. A pass/fail part (solved or not) shows each cell's rate with its Clopper-Pearson interval "
+        "and is tested with the exact McNemar test on the pairs where only one cell passed; n counts pairs. "
+        "Time to solve is censored at the budget: a run that never solved is not scored as solving at it. "
+        f"Each part is two one-sided tests at {stats.ALPHA} (the interval's ends): one that supports the claim "
+        "(p in the tables) and one that contradicts it; the parts of a claim are one family, and both kinds "
+        "of test are Holm-adjusted over it. \"The interval lies above\" in the rules below means the "
+        f"adjusted test shows it; the intervals shown are not adjusted. Fewer than {stats.MIN_PAIRS} seeds "
+        "decide nothing. A run learned its task when its score exceeds its scale's margin; a comparison where "
+        "neither cell's mean score exceeds it decides nothing: two cells at chance are alike whatever their "
+        "design. Each score part names its scale and counts the pairs tied at the ceiling (both at the best "
+        "score the scale gives) or the floor (neither learned). A claim is supported when every part "
+        "is, not supported when every part is not, 'depends' (naming the parts each way) when some parts are "
+        "supported and some not (whatever its undecided parts), inconclusive otherwise. An undecided part shows the **seeds to decide** it: the fewest at "
+        f"which its test would decide it with power {stats.POWER:.0%} if its estimate were the truth (same "
+        "mean and spread, or the same shares of pairs won), at Holm's strictest level; '-' where decided, "
+        "or where no budget up to 1,000 seeds would (a mean on the boundary). Each cell stands for its "
+        "best trial on validation (the tuning section below). The z of a GRU here is torch's (z keeps "
+        "the old state); the seed's z is 1 - z. The rule of each claim:")
+
+
 def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Verdict], list[str]]:
     tables, skipped = results.scan(results_dir, strict=strict)
-    runs = claims.annotate(tables["runs"])
+    every = claims.annotate(tables["runs"])
+    runs = selection.select(every)  # each cell at its best trial on validation: what the claims read
+    trials = selection.trials(every)
     verdicts = claims.judge(tables, runs)
     drawn = figures.draw(runs, tables)
     for name, fig in drawn.items():
         figures.save(fig, results_dir / name)
     per_cell, ratios = speed(tables)
-    status = runs.status.value_counts().to_dict()
+    status = every.status.value_counts().to_dict()
     sections = [
         f"# rnnbench report: {results_dir.name}",
-        f"{len(runs)} runs ({', '.join(f'{n} {s}' for s, n in status.items())}), read from `{results_dir}` "
+        f"{len(every)} runs ({', '.join(f'{n} {s}' for s, n in status.items())}), read from `{results_dir}` "
         "with `bench.results.load_tables`. Written by `rnnbench-report`; every number below is computed "
         "from those tables."
         + (f" Skipped, damaged (their runs count as not recorded): {'; '.join(f'`{p}`' for p in skipped)}."
            if skipped else ""),
         "## Claims ledger", ledger(verdicts),
         "## How verdicts are reached",
-        "A training run's final value is the test set's, scored once, at the end of its budget; whether and "
-        "when it solved, and every evaluation before, read the validation set (records before task_version 2 "
-        "stopped when the test set met the threshold). Accuracy is compared as **skill**: 0 at the task's chance baseline, 1 perfect (1 - mse / chance for "
-        "mse; (accuracy - chance) / (1 - chance) otherwise); a diverged run scores 0, a failed run is left out. "
-        "Two runs are a **pair** when they differ only in the cell: same task, length, seed, requested hidden "
-        "size, backend and training budget. An estimate is the mean paired difference over seeds (a seed's "
-        f"differences at several lengths averaged first) with its {stats.LEVEL:.0%} paired t interval; n counts "
-        "seeds. A pass/fail part (solved or not) shows each cell's rate with its Clopper-Pearson interval "
-        "and is tested with the exact McNemar test on the pairs where only one cell passed; n counts pairs. "
-        f"Each part is two one-sided tests at {stats.ALPHA} (the interval's ends): one that supports the claim "
-        "(p in the tables) and one that contradicts it; the parts of a claim are one family, and both kinds "
-        "of test are Holm-adjusted over it. \"The interval lies above\" in the rules below means the "
-        f"adjusted test shows it; the intervals shown are not adjusted. Fewer than {stats.MIN_PAIRS} seeds "
-        f"decide nothing. Margin: {claims.MARGIN} skill. A run learned its task when its skill exceeds "
-        f"{claims.LEARNED}; a comparison where neither cell's mean skill over the pairs exceeds it decides "
-        "nothing: two cells at chance are alike whatever their design. A claim is supported when every part "
-        "is, not supported when every part is not, 'depends' (naming the parts each way) when every part is "
-        "decided but not alike, inconclusive otherwise. The z of a GRU here is torch's (z keeps "
-        "the old state); the seed's z is 1 - z. The rule of each claim:",
+        how_verdicts_are_reached(),
         rules(),
         "## Evidence per claim",
         *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts) if len(v.parts) else v.evidence)
           for v in verdicts],
+        "## Tuning", selection.summary(trials),
+        *([markdown(trials)] if trials.trials.gt(1).any() else []),
         "## Figures",
         *[f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}" for name in drawn],
         "## Parameters per cell", markdown(parameters(runs)),
@@ -152,7 +173,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "alike).", markdown(per_cell) if len(per_cell) else "No throughput runs.",
         "GRU / LSTM per implementation: time ratio (of per_ref times where measured) next to the "
         "parameter and multiply-add ratios (below 1: the GRU is cheaper).", markdown(ratios) if len(ratios) else "No GRU and LSTM pairs.",
-        "## Machines and software", markdown(machines(runs)),
+        "## Machines and software", markdown(machines(every)),
     ]
     path = results_dir / "report.md"
     tmp = path.with_name(f".report.md.{os.getpid()}.tmp")

@@ -31,6 +31,7 @@ from .train import Model, Outcome, train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
 NOT_IN_ID = ("results_dir", "rerun", "progress")  # where and how a run is shown, not what it computes
+UNUSED = {"train": "throughput", "throughput": "train"}  # each mode's settings the other mode never reads
 CELL_TARGETS = {f"cells.{cls.__name__}" for cls in cells.CELLS.values()}
 
 
@@ -111,7 +112,8 @@ def plan(cfg: DictConfig) -> Plan:
     if cell.batch_first:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
     check_memory(cfg, task, cell, backend)
-    identity = {k: v for k, v in config.items() if k not in NOT_IN_ID} | {"task_version": task.version}
+    ignored = {*NOT_IN_ID, UNUSED[cfg.mode]}  # a learning-rate grid does not time a throughput case twice
+    identity = {k: v for k, v in config.items() if k not in ignored} | {"task_version": task.version}
     return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
 
 
@@ -172,6 +174,11 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "metric": task.metric if training else None, "final_value": final,
         "valid_value": outcome.valid.get(task.metric) if outcome else None,
         "chance": task.chance.get(task.metric) if training else None,
+        # the scale runs are compared on (tasks.SCALES): test and validation, and its best value
+        "scale": task.scale if training else None,
+        "score": tasks.score(task, outcome.final) if outcome else None,
+        "valid_score": tasks.score(task, outcome.valid) if outcome else None,
+        "score_max": tasks.best_score(task) if training else None,
         "solved_threshold": task.solved if training else None, "solved": solved,
         "steps": outcome.steps if outcome else 0,
         "steps_to_solve": outcome.steps_to_solve if outcome else None,
@@ -253,6 +260,7 @@ def summary(row: dict, outcome: Outcome | None, folder: Path) -> str:
                 f"T={r['seq_len']} B={r['batch_size']} I={r['input_size']} H={r['hidden_size']}: {speeds} -> {folder}")
     value = "-" if row["final_value"] is None else f"{row['final_value']:.4g}"
     chance = "" if row["chance"] is None else f" (chance {row['chance']:.4g})"
+    chance += "" if row["score"] is None else f", score {row['score']:+.2f} ({row['scale']})"
     if row["solved"]:
         solved = f"solved at step {row['steps_to_solve']} ({row['seconds_to_solve']:.1f} s of training)"
     elif row["solved_threshold"] is None:

@@ -1,11 +1,11 @@
-"""The statistics behind every verdict: a task-independent skill score, pairs of runs that differ
+"""The statistics behind every verdict: a bounded skill for display, pairs of runs that differ
 only in the cell, estimates of a paired effect with their intervals and one-sided tests, Holm's
 correction over the parts of a claim, and the three-way rules that turn tests into supported /
 not supported / inconclusive.
 
 Two kinds of outcome, each with the method whose coverage holds at the number of seeds we run
 (tests/test_stats.py measures it by simulation):
-- a number per run (skill, a log ratio): the paired t interval of the mean difference over seeds;
+- a number per run (a score, a log ratio): the paired t interval of the mean difference over seeds;
 - pass/fail per run (solved or not): Clopper-Pearson intervals of each cell's rate and the exact
   McNemar test on the pairs where the two cells disagree;
 - time to solve, censored at the budget: the exact sign test on which cell solved first.
@@ -24,22 +24,26 @@ ALPHA = (1 - LEVEL) / 2  # each one-sided test, the interval's ends: 0.025
 MIN_PAIRS = 3  # fewer seeds than this decide nothing: an interval of one pair is a point
 SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclusive"
 # What makes two runs a pair: everything but the cell (and its size and param_match: the masks
-# that pick each side decide those). Only the columns a table has are used, so hand-made tables
+# that pick each side decide those) and the tuned hyperparameters (bench.selection: each cell at
+# its best learning rate). Only the columns a table has are used, so hand-made tables
 # in tests can leave some out.
 PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "device", "impl", "dtype", "native",
-             "flush_denormal", "config.train.steps", "config.train.lr", "config.train.batch_size", "task_version"]
+             "flush_denormal", "config.train.steps", "config.train.batch_size", "task_version"]
 
 
 def skill(runs: pd.DataFrame) -> pd.Series:
-    """Each run's final test score on one scale: 0 at the task's chance baseline, 1 perfect
-    (1 - mse / chance for mse; (accuracy - chance) / (1 - chance) otherwise). A diverged run
-    learned nothing: 0. Failed runs (an exception, not the cell's doing) are NaN."""
+    """Each run's final test metric on one bounded scale, for display: 0 at the task's chance
+    baseline, 1 perfect (1 - mse / chance for mse; (accuracy - chance) / (1 - chance) otherwise).
+    Runs are compared on their score (tasks.SCALES), which does not stop at 1."""
     value, chance = runs.final_value.astype(float), runs.chance.astype(float)
     score = np.where(runs.metric == "mse", 1 - value / chance, (value - chance) / (1 - chance))
-    score = pd.Series(score, index=runs.index)
-    score[runs.status == "diverged"] = 0.0
-    score[runs.status == "failed"] = np.nan
-    return score
+    return by_status(pd.Series(score, index=runs.index), runs.status)
+
+
+def by_status(score: pd.Series, status: pd.Series) -> pd.Series:
+    """A score (0 at chance) as runs are compared on it: a diverged run learned nothing, 0; a
+    failed run (an exception, not the cell's doing) is left out, NaN."""
+    return score.mask(status == "diverged", 0.0).mask(status == "failed", np.nan)
 
 
 @dataclass(frozen=True)
@@ -197,44 +201,95 @@ def pairs(runs: pd.DataFrame, a: pd.Series, b: pd.Series) -> pd.DataFrame:
 class Test:
     """A part's hypothesis as two one-sided tests: `support` (its p-value is small when the data
     support the claim) and `against` (small when they contradict it); `gate`: False where the
-    estimate itself rules support out (an effect shown above 0 but smaller than the margin)."""
+    estimate itself rules support out (an effect shown above 0 but smaller than the margin).
+    `est` and `boundary`: the estimate and the threshold of the test its mean points to, from
+    which seeds_to_decide plans a budget."""
     support: float
     against: float
     n: int
     gate: bool = True
+    est: object = None
+    boundary: float = 0.0
 
 
 def greater(est, margin: float) -> Test:
     """The claim "the difference is positive, by more than the margin": supported when the test
     shows it above 0 and the mean lies beyond the margin; not supported when the test shows it
     below the margin (no effect worth the name, or one the other way)."""
-    against = est.p_below(margin) if isinstance(est, Estimate) else est.p_below(0.0)  # sign tests: 0 only
-    return Test(est.p_above(0.0), against, est.n, gate=est.mean > margin)
+    if not isinstance(est, Estimate):  # sign tests: against 0 only
+        return Test(est.p_above(0.0), est.p_below(0.0), est.n, gate=est.mean > margin, est=est)
+    return Test(est.p_above(0.0), est.p_below(margin), est.n, gate=est.mean > margin, est=est,
+                boundary=0.0 if est.mean > margin else margin)
 
 
 def non_inferior(est: Estimate, margin: float) -> Test:
     """The claim "A is no worse than B by more than the margin" (difference A - B), TOST's lower
     test: supported when the test shows the difference above -margin; not supported when it shows
     it below -margin."""
-    return Test(est.p_above(-margin), est.p_below(-margin), est.n)
+    return Test(est.p_above(-margin), est.p_below(-margin), est.n, est=est, boundary=-margin)
 
 
-def decide(tests: list[Test]) -> list[tuple[str, float]]:
-    """Each part's verdict and its Holm-adjusted support p: the parts of one claim are one family,
-    and so are their `against` tests. A part with fewer than MIN_PAIRS seeds is inconclusive."""
+POWER = 0.8  # the budget a report plans: the seeds at which a part is decided 4 times in 5
+
+
+def seeds_to_decide(est, boundary: float, level: float = ALPHA, limit: int = 1000) -> int | None:
+    """A budget that would decide an undecided part if its estimate were the truth: the fewest
+    seeds at which the one-sided test against `boundary` at `level` has power POWER, for a t test
+    with the same mean and spread (noncentral t), for a sign test with the same shares of pairs
+    decided and won (binomial). None: the mean sits on the boundary (no number of seeds decides
+    it), or more than `limit` seeds would be needed."""
+    if isinstance(est, SignTest):
+        lead, decided = max(est.a_wins, est.b_wins), est.a_wins + est.b_wins
+        if not est.n or 2 * lead == decided:
+            return None
+
+        def power(n):
+            m = round(decided * n / est.n)  # pairs decided among n, the rest say nothing
+            if m == 0:
+                return 0.0
+            k = int(sp.binom.isf(level, m, 0.5)) + 1  # the fewest wins the exact test rejects at
+            return float(sp.binom.sf(k - 1, m, lead / decided))
+        return next((n for n in range(est.n, limit + 1) if power(n) >= POWER), None)  # saw-toothed in n: scan
+    gap, sd = abs(est.mean - boundary), est.se * math.sqrt(est.n)
+    if est.n < 2 or not gap > 0 or not math.isfinite(gap):
+        return None
+    if sd == 0:
+        return est.n
+
+    def power(n):
+        return float(sp.nct.sf(sp.t.ppf(1 - level, n - 1), n - 1, gap * math.sqrt(n) / sd))
+    if power(limit) < POWER:
+        return None
+    lo, hi = est.n, limit
+    while lo < hi:  # power grows with n: bisect for the first n that reaches it
+        mid = (lo + hi) // 2
+        lo, hi = (lo, mid) if power(mid) >= POWER else (mid + 1, hi)
+    return lo
+
+
+def decide(tests: list[Test]) -> list[tuple[str, float, int | None]]:
+    """Each part's verdict, its Holm-adjusted support p, and for an inconclusive part the seeds
+    that would decide it if its estimate held (seeds_to_decide at ALPHA over the number of parts,
+    Holm's strictest level): the parts of one claim are one family, and so are their `against`
+    tests. A part with fewer than MIN_PAIRS seeds is inconclusive."""
     if not tests:
         return []
     support, against = holm([t.support for t in tests]), holm([t.against for t in tests])
     out = []
     for t, ps, pa in zip(tests, support, against):
         if t.n < MIN_PAIRS:
-            out.append((INCONCLUSIVE, ps))
+            verdict = INCONCLUSIVE
         elif ps < ALPHA and t.gate:
-            out.append((SUPPORTED, ps))
+            verdict = SUPPORTED
         elif pa < ALPHA:
-            out.append((NOT_SUPPORTED, ps))
+            verdict = NOT_SUPPORTED
         else:
-            out.append((INCONCLUSIVE, ps))
+            verdict = INCONCLUSIVE
+        needed = None
+        if verdict == INCONCLUSIVE and t.est is not None:
+            needed = seeds_to_decide(t.est, t.boundary, ALPHA / len(tests))
+            needed = needed and max(needed, MIN_PAIRS)
+        out.append((verdict, ps, needed))
     return out
 
 

@@ -8,6 +8,8 @@ Model outputs, by `Task.target`:
     'last'        class logits from the last step, (B, C)       loss cross-entropy
     'sequence'    class logits at every step, (T, B, C)         loss cross-entropy over the steps;
                   accuracy over the `score` positions, seq_accuracy when all of them are right
+Runs are compared on each task's score (`Task.scale`, SCALES): decades of loss below chance, or
+for counting how far beyond its training range a cell counts right; accuracy is reported beside it.
 """
 import math
 from dataclasses import dataclass
@@ -29,6 +31,42 @@ class Batch:
     group: torch.Tensor | None = None  # (B,) long: an example's size (counting's n), for longest_right
 
 
+@dataclass(frozen=True)
+class Scale:
+    """How a run's metrics become its score: a number that is 0 at the task's chance baseline,
+    grows with what the run learned, and has no ceiling inside what a run reaches in practice
+    (accuracy stops at 1 and ties every cell that solves). Runs are compared on it; differences
+    smaller than `margin` count as comparable, and a run learned its task when its score exceeds it."""
+    name: str
+    unit: str  # what one unit of the score means, for the report
+    margin: float
+
+
+LOSS_FLOOR = 1e-6  # losses below it score as it: float32 cannot tell them apart reliably
+SCALES = {
+    # decades of loss below chance: MSE for regression, cross-entropy for classification
+    "log_loss": Scale("log_loss", "decades of test loss below chance, log10(chance loss / loss)", math.log10(2)),
+    # counting: how far the cell counts beyond its training range, in training ranges
+    "longest_right": Scale("longest_right", "n counted right beyond training, in units of n_max", 0.1),
+}
+
+
+def score(task: "Task", metrics: dict) -> float | None:
+    """The task's score (Task.scale) of its metrics (tasks.scores), None without them."""
+    if task.scale == "longest_right":
+        value, chance = metrics.get("longest_right"), task.chance["longest_right"]
+        return None if value is None else (value - chance) / chance
+    loss = metrics.get("loss")
+    return None if loss is None else math.log10(task.chance["loss"] / max(loss, LOSS_FLOOR))
+
+
+def best_score(task: "Task") -> float:
+    """The highest score the task's scale can give: the loss at LOSS_FLOOR; every n tested right."""
+    if task.scale == "longest_right":
+        return score(task, {"longest_right": task.test_n_max})
+    return score(task, {"loss": 0.0})
+
+
 class Splits(NamedTuple):
     train: Callable[[int], "Batch"]  # n -> n fresh training examples, a stream
     valid: "Batch"  # fixed: stopping, "solved", selection
@@ -48,6 +86,8 @@ class Task:
     splits: Callable[[int, int], Splits]  # (seed, n_eval: examples in validation and in test) -> Splits
     steps: int | None = None  # input steps of the longest example, training or test (None: seq_len)
     test_examples: int | None = None  # the fixed sets' size (None: n_eval, as splits is asked)
+    scale: str = "log_loss"  # the score runs are compared on: a key of SCALES
+    test_n_max: int | None = None  # longest_right: the largest n the test set holds
     version: str = VERSION
 
     def is_solved(self, value: float) -> bool:
@@ -120,7 +160,7 @@ def longest_right(right: torch.Tensor, group: torch.Tensor) -> float:
 def adding(seq_len: int = 100) -> Task:
     """Hochreiter & Schmidhuber's adding problem: x_t = (u_t, m_t), u ~ U[0, 1], one marker in
     each half; target the sum of the two marked u. Chance: predicting 1, the mean, gives the
-    variance of a sum of two U[0, 1], MSE 2/12 = 1/6. Solved: test MSE <= 0.01."""
+    variance of a sum of two U[0, 1], MSE 2/12 = 1/6. Solved: MSE <= 0.01."""
     check_length("adding", seq_len, 2)
 
     def make(n, g):
@@ -132,7 +172,7 @@ def adding(seq_len: int = 100) -> Task:
         marks[first, cols] = marks[second, cols] = 1.0
         return Batch(torch.stack([u, marks], -1), u[first, cols] + u[second, cols])
 
-    return Task("adding", seq_len, 2, 1, "regression", "mse", {"mse": 1 / 6}, 0.01, synthetic(make))
+    return Task("adding", seq_len, 2, 1, "regression", "mse", {"mse": 1 / 6, "loss": 1 / 6}, 0.01, synthetic(make))
 
 
 N_SYMBOLS, N_RECALL = 8, 10  # copy tasks: 10 symbols drawn from 8; 0 is blank, 9 the delimiter
@@ -186,7 +226,7 @@ def temporal_order(seq_len: int = 100) -> Task:
     """Hochreiter & Schmidhuber 1997, task 6a, with positions scaled to T: B at step 0, E at
     T - 1, X or Y at a step in [0.1T, 0.2T] and another in [0.5T, 0.6T], distractors a-d
     elsewhere; the class (XX, XY, YX, YY) is read at the last step. Chance: 4 balanced classes,
-    accuracy 0.25. Solved: accuracy >= 0.99."""
+    accuracy 0.25, cross-entropy ln 4. Solved: accuracy >= 0.99."""
     check_length("temporal_order", seq_len, 10)
     windows = [(round(0.1 * seq_len), round(0.2 * seq_len)), (round(0.5 * seq_len), round(0.6 * seq_len))]
 
@@ -210,7 +250,7 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
     """scikit-learn's 8x8 digits (1797 images, shipped inside the package) read one pixel per
     step (T = 64), scaled to [0, 1], optionally under one fixed permutation of the pixels (the
     same for every seed). Each seed holds out its own fixed test split. Chance: 10 classes of
-    near-equal size, accuracy 0.1. No solved threshold: reported as it is. Each seed holds out
+    near-equal size, accuracy 0.1 and cross-entropy ln 10. No solved threshold: reported as it is. Each seed holds out
     its own validation and test splits, `test_fraction` of the images each."""
     if seq_len != 64:
         raise ValueError(f"task digits: seq_len={seq_len!r} is not valid; allowed: 64 (8x8 pixels, one per step)")
@@ -236,7 +276,8 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
         sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
         return Splits(sample, as_batch(valid_rows), as_batch(test_rows))  # held-out splits whole: n_eval does not apply
 
-    return Task("digits", 64, 1, 10, "last", "accuracy", {"accuracy": 0.1}, None, splits,
+    chance = {"accuracy": 0.1, "loss": math.log(10)}
+    return Task("digits", 64, 1, 10, "last", "accuracy", chance, None, splits,
                 test_examples=n_held)
 
 
@@ -250,8 +291,9 @@ def counting(seq_len: int = 21) -> Task:
     n_max+1 .. 4 n_max, beyond the training range. Scored on the steps after each b, whose next
     symbol is determined (b, ..., b, E): that needs a count. seq_accuracy: the whole b-run and
     the E right; longest_right: the largest n up to which every n is right (n_max when n_max + 1
-    is not). Chance: a model that cannot count, the bigram rule "b follows b", gets seq_accuracy 0
-    (it never predicts the E) and longest_right n_max. No solved threshold: reported."""
+    is not), which runs are compared on (SCALES). Chance: a model that cannot count, the bigram
+    rule "b follows b", gets seq_accuracy 0 (it never predicts the E) and longest_right n_max.
+    No solved threshold: reported."""
     check_length("counting", seq_len, 3)
     n_max = (seq_len - 1) // 2
 
@@ -274,4 +316,4 @@ def counting(seq_len: int = 21) -> Task:
 
     return Task("counting", seq_len, len(COUNT_SYMBOLS), 3, "sequence", "seq_accuracy",
                 {"seq_accuracy": 0.0, "longest_right": float(n_max)}, None, splits,
-                steps=2 * (4 * n_max) + 1)  # the longest test example
+                steps=2 * (4 * n_max) + 1, scale="longest_right", test_n_max=4 * n_max)

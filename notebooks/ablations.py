@@ -17,8 +17,9 @@ tables = load_tables(RESULTS)
 runs = claims.annotate(tables["runs"])
 
 # %% [markdown]
-# ## Effect of each ablation on skill
-# Ablated minus standard, per task and length; negative: the ablation hurts.
+# ## Effect of each ablation on the score
+# Ablated minus standard score (`bench.tasks.SCALES`), per task and length; negative: the
+# ablation hurts.
 
 # %%
 effects = claims.ablation_pairs(runs)
@@ -34,7 +35,7 @@ figures.ablations(runs, tables);
 
 # %% [markdown]
 # ## Gate activations after training
-# Mean activation and the fraction saturated (below 0.1 or above 0.9) per gate, test set, last
+# Mean activation and the fraction saturated (below 0.1 or above 0.9) per gate, validation set, last
 # evaluation, layer 0. A gate stuck near 0 or 1 acts as a constant.
 
 # %%

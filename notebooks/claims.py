@@ -28,7 +28,7 @@ pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "cla
 
 # %% [markdown]
 # ## The parts of each claim
-# Estimates are mean paired differences (skill, or a ratio where marked x) with 95% t
+# Estimates are mean paired differences (score, or a ratio where marked x) with 95% t
 # intervals over seeds; n seeds (pairs for pass/fail parts), p the Holm-adjusted p-value of the
 # test that supports the claim.
 
@@ -37,12 +37,14 @@ parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
 pd.concat(parts, ignore_index=True)[["id", "part", "estimate", "n", "p", "verdict"]] if parts else "no parts: no data"
 
 # %% [markdown]
-# ## Skill per cell, task and length
-# Skill is 0 at the task's chance baseline and 1 when perfect (`bench.stats.skill`).
+# ## Score and skill per cell, task and length
+# Runs are compared on their score (`bench.tasks.SCALES`): 0 at the task's chance baseline,
+# decades of test loss below it (counting: how far beyond its training range a cell counts).
+# Skill is the test metric on a bounded scale, 0 at chance and 1 perfect (`bench.stats.skill`).
 
 # %%
 train = runs[runs.training]
-train.pivot_table(index=["task", "seq_len"], columns="cell", values="skill", aggfunc="mean").round(3)
+train.pivot_table(index=["task", "seq_len"], columns="cell", values=["score", "skill"], aggfunc="mean").round(3)
 
 # %%
 figures.accuracy_vs_length(runs, tables);
@@ -53,4 +55,4 @@ figures.accuracy_vs_length(runs, tables);
 
 # %%
 pairs = stats.pairs(train, claims.standard(train, "gru"), claims.standard(train, "lstm"))
-pairs[["task", "seq_len", "seed", "skill_a", "skill_b"]].rename(columns={"skill_a": "gru", "skill_b": "lstm"})
+pairs[["task", "seq_len", "seed", "score_a", "score_b"]].rename(columns={"score_a": "gru", "score_b": "lstm"})

@@ -51,8 +51,8 @@ if len(norms):
 
 # %% [markdown]
 # ## Step change of h and c (S2)
-# Mean ‖s_t - s_t-1‖ / ‖s_t-1‖ on the test set after training. S2's verdict reads only the LSTMs
-# that learned their task (skill above `claims.LEARNED`); the table shows every run.
+# Mean ‖s_t - s_t-1‖ / ‖s_t-1‖ on the validation set after training. S2's verdict reads only the LSTMs
+# that learned their task (score above its scale's margin); the table shows every run.
 
 # %%
 figures.step_change(runs, tables);

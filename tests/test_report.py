@@ -11,26 +11,31 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from bench import claims, costs, figures, report, stats
+from bench import claims, costs, figures, report, stats, tasks
 from bench.results import COLUMNS
 
 SUPPORTED, NOT, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
 SIZES = {"rnn": 1, "lstm": 4, "gru": 3}  # weight blocks: count_params' closed form at I=2, H=32
+ADDING = tasks.adding(30)
+MARGIN = tasks.SCALES["log_loss"].margin  # log10(2): a factor 2 in loss
 
 
 def runs_of(cell, scores, task="adding", seq_len=30, family=None, **flags):
-    """Training runs of one cell, one per seed, whose skill is `scores` (accuracy against chance 0,
-    so skill = score); solved at 0.99. `flags` are the cell's ablation flags."""
+    """Training runs of one cell, one per seed, whose score is `scores`: decades of test MSE below
+    adding's chance 1/6 (math.inf: a loss below the floor, the best score). Solved: MSE <= 0.01, a
+    score of at least log10(100 / 6) = 1.22. `flags` are the cell's ablation flags."""
     family = family or cell
     blocks = SIZES[family] - sum(v is False for k, v in flags.items() if k.endswith("_gate")) \
         + (1 if flags.get("tied_gates") is False else 0)
     return [{"run_id": f"{cell}-{task}-{seq_len}-{seed}", "status": "ok", "cell": cell, "cell_class": family.upper(),
              "task": task, "seq_len": seq_len, "hidden_size": 32, "seed": seed, "mode": "train",
              "n_params": blocks * (32 * (2 + 32) + 64), "input_size": 2, "num_layers": 1, "bias": True,
-             "metric": "accuracy", "chance": 0.0, "final_value": s, "solved_threshold": 0.99, "solved": s >= 0.99,
-             "steps_to_solve": 100 if s >= 0.99 else None, "seconds_to_solve": 1.0 if s >= 0.99 else None,
+             "metric": "mse", "chance": 1 / 6, "final_value": mse, "solved_threshold": 0.01, "solved": mse <= 0.01,
+             "scale": "log_loss", "score": tasks.score(ADDING, {"loss": mse}), "score_max": tasks.best_score(ADDING),
+             "valid_score": tasks.score(ADDING, {"loss": mse}),
+             "steps_to_solve": 100 if mse <= 0.01 else None, "seconds_to_solve": 1.0 if mse <= 0.01 else None,
              "config.train.steps": 1000, "device": "cpu", "impl": "loop", "dtype": "float32", "device_name": "test cpu",
-             **flags} for seed, s in enumerate(scores)]
+             **flags} for seed, mse in enumerate(1 / 6 * 10.0 ** -np.asarray(scores, dtype=float))]
 
 
 def tables(*groups, metrics=(), throughput=()):
@@ -59,7 +64,7 @@ def test_pairs_join_runs_that_differ_only_in_the_cell():
     runs = claims.annotate(pd.DataFrame(runs_of("gru", [0.5, 0.6]) + runs_of("lstm", [0.4, 0.5])
                                         + runs_of("lstm", [0.9], seq_len=10)))
     p = stats.pairs(runs, runs.family == "gru", runs.family == "lstm")
-    assert sorted(zip(p.seed, p.skill_a - p.skill_b)) == [(0, pytest.approx(0.1)), (1, pytest.approx(0.1))]
+    assert sorted(zip(p.seed, p.score_a - p.score_b)) == [(0, pytest.approx(0.1)), (1, pytest.approx(0.1))]
 
 
 # -- verdict rules on tables with a known answer -------------------------------------------------
@@ -71,43 +76,54 @@ def test_no_data_gives_every_claim_inconclusive_no_data():
 
 @pytest.mark.parametrize("gru,lstm,expected", [
     # within noise of the LSTM's: "comparable" under the bootstrap of 3 pairs, not under the t interval
-    ([0.80, 0.90, 0.85], [0.82, 0.88, 0.86], INCONCLUSIVE),
-    ([0.80, 0.90, 0.85, 0.83, 0.87, 0.86], [0.82, 0.88, 0.86, 0.84, 0.86, 0.85], SUPPORTED),  # 6 seeds decide it
-    ([0.20, 0.30, 0.25], [0.82, 0.88, 0.86], NOT),  # far worse on every seed
-    ([0.95, 0.30, 0.90], [0.82, 0.88, 0.86], INCONCLUSIVE),  # seeds disagree
+    ([2.0, 2.6, 2.3], [2.12, 2.48, 2.36], INCONCLUSIVE),
+    ([2.0, 2.6, 2.3, 2.18, 2.42, 2.36], [2.12, 2.48, 2.36, 2.24, 2.36, 2.3], SUPPORTED),  # 6 seeds decide it
+    ([0.8, 1.0, 0.9], [2.12, 2.48, 2.36], NOT),  # far worse on every seed
+    ([2.5, 0.8, 2.4], [2.12, 2.48, 2.36], INCONCLUSIVE),  # seeds disagree
 ])
 def test_s4_comparable_accuracy(gru, lstm, expected):
     assert verdict("S4", tables(runs_of("gru", gru), runs_of("lstm", lstm))) == expected
 
 
 def test_parts_count_the_pairs_tied_at_the_ceiling_or_the_floor():
-    t = tables(runs_of("gru", [0.99, 0.97, 0.5, 0.0]), runs_of("lstm", [0.98, 0.99, 0.97, 0.01]))
+    t = tables(runs_of("gru", [np.inf, np.inf, 2.0, 0.0]), runs_of("lstm", [np.inf, 9.0, 2.5, 0.1]))
     (v,) = [v for v in claims.judge(t) if v.id == "S4"]
-    assert "2 of 4 pairs tied at the ceiling; 1 of 4 pairs tied at the floor" in v.parts.part.item()
+    assert "(log_loss; 2 of 4 pairs tied at the ceiling; 1 of 4 pairs tied at the floor)" in v.parts.part.item()
+
+
+def test_a_gate_that_changes_the_loss_tenfold_matters_although_both_cells_solve():
+    """Both cells solve every seed: skills 0.99 and 0.999, within the old skill margin of 0.05, so
+    the old rule found the input gate "not supported" (does not matter). Their losses differ 10x,
+    a decade on the score: the gate matters."""
+    t = tables(runs_of("lstm", [3.0, 3.2, 2.9]), runs_of("lstm_nig", [2.0, 2.1, 1.9], family="lstm", input_gate=False))
+    runs = claims.annotate(t["runs"])
+    assert runs.skill.min() > 0.98 and runs.solved.all()
+    (v,) = [v for v in claims.judge(t) if v.id == "S7"]
+    assert v.verdict == SUPPORTED and "+1.033 [" in v.evidence
 
 
 def test_s4_pairs_param_matched_grus_with_the_lstm_they_match():
     sized = [dict(r, hidden_size=37, requested_hidden_size=32, **{"config.param_match": "lstm"})
-             for r in runs_of("gru", [0.2, 0.3, 0.25])]
-    lstm = [dict(r, requested_hidden_size=32) for r in runs_of("lstm", [0.82, 0.88, 0.86])]
+             for r in runs_of("gru", [0.8, 1.0, 0.9])]
+    lstm = [dict(r, requested_hidden_size=32) for r in runs_of("lstm", [2.12, 2.48, 2.36])]
     (v,) = [v for v in claims.judge(tables(sized, lstm)) if v.id == "S4"]
     assert v.verdict == NOT and v.parts.part.str.startswith("equal params").all()
 
 
 def test_s4_with_two_seeds_is_inconclusive():
-    assert verdict("S4", tables(runs_of("gru", [0.8, 0.8]), runs_of("lstm", [0.8, 0.8]))) == INCONCLUSIVE
+    assert verdict("S4", tables(runs_of("gru", [2.0, 2.0]), runs_of("lstm", [2.0, 2.0]))) == INCONCLUSIVE
 
 
 @pytest.mark.parametrize("rnn30,expected", [
     ([0.1, 0.2, 0.1] * 2, SUPPORTED),
-    ([1.0, 0.99, 1.0] * 2, NOT),
+    ([3.0, 2.5, 3.0] * 2, NOT),
     # 3 seeds: the skill part is decided, the pass/fail part cannot be (3 of 3 against 0 of 3: exact p 0.125)
     ([0.1, 0.2, 0.1], "inconclusive: parts supported 1, inconclusive 1"),
 ])
 def test_s1_longest_length_solved(rnn30, expected):
     seeds = len(rnn30)
-    t = tables(runs_of("lstm", [1.0] * seeds, seq_len=10), runs_of("lstm", [1.0, 0.99, 1.0] * (seeds // 3), seq_len=30),
-               runs_of("rnn", [1.0] * seeds, seq_len=10), runs_of("rnn", rnn30, seq_len=30))
+    t = tables(runs_of("lstm", [3.0] * seeds, seq_len=10), runs_of("lstm", [3.0, 2.5, 3.0] * (seeds // 3), seq_len=30),
+               runs_of("rnn", [3.0] * seeds, seq_len=10), runs_of("rnn", rnn30, seq_len=30))
     assert verdict("S1", t) == expected
 
 
@@ -123,14 +139,14 @@ def step_changes(h, c, seeds=range(3)):
 
 @pytest.mark.parametrize("h,c,expected", [(0.3, 0.1, SUPPORTED), (0.1, 0.1, NOT), (0.1, 0.3, NOT)])
 def test_s2_step_change_of_h_over_c(h, c, expected):
-    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0] * 3)]
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [2.0] * 3)]
     assert verdict("S2", tables(lstm, metrics=step_changes(h, c))) == expected
 
 
 def test_s2_also_reads_the_slowest_units_of_c():
     """h changes as much as c does as a whole (not supported), but 10x as much as c's slowest
     quarter of units: the parts disagree."""
-    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0] * 3)]
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [2.0] * 3)]
     slow = [{"run_id": f"lstm-adding-30-{seed}", "step": 1000, "split": "valid", "metric": m,
              "value": v * (1 + 0.02 * seed), "layer": 0}
             for seed in range(3) for m, v in (("step_change_c_slow", 0.01), ("time_constant_slow", 40.0))]
@@ -143,18 +159,18 @@ def test_s2_also_reads_the_slowest_units_of_c():
 def test_s2_reads_only_lstms_that_learned_their_task():
     # seed 3 stayed at chance; its h would change 100x as much as its c and, counted, make the
     # claim inconclusive
-    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0, 1.0, 1.0, 0.0])]
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [2.0, 2.0, 2.0, 0.0])]
     metrics = step_changes(0.1, 0.1) + step_changes(10.0, 0.1, seeds=[3])
     (v,) = [v for v in claims.judge(tables(lstm, metrics=metrics)) if v.id == "S2"]
     assert v.verdict == NOT and "1 of 4 runs learned nothing, left out" in v.evidence and "(n=3)" in v.evidence
-    untrained = [dict(r, steps=1000, final_value=claims.LEARNED) for r in lstm]  # at the margin: not learned
+    untrained = [dict(r, steps=1000, score=MARGIN) for r in lstm]  # at the margin: not learned
     (v,) = [v for v in claims.judge(tables(untrained, metrics=metrics)) if v.id == "S2"]
     assert v.verdict == INCONCLUSIVE and "none learned its task" in v.evidence
 
 
 def test_s2_leaves_failed_runs_out_of_its_count():
-    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [1.0, 1.0, 1.0, 0.0])]
-    lstm[3].update(status="failed", final_value=None)
+    lstm = [dict(r, steps=1000) for r in runs_of("lstm", [2.0, 2.0, 2.0, 0.0])]
+    lstm[3].update(status="failed", final_value=None, score=None)
     (v,) = [v for v in claims.judge(tables(lstm, metrics=step_changes(0.3, 0.1))) if v.id == "S2"]
     assert v.verdict == SUPPORTED and "(n=3)" in v.evidence and "learned nothing" not in v.evidence
     (v,) = [v for v in claims.judge(tables(lstm[3:], metrics=[])) if v.id == "S2"]
@@ -162,7 +178,7 @@ def test_s2_leaves_failed_runs_out_of_its_count():
 
 
 @pytest.mark.parametrize("claim,cells", [
-    ("S4", (runs_of("gru", [0.0] * 3), runs_of("lstm", [0.04] * 3))),  # -0.04: "comparable" if it counted
+    ("S4", (runs_of("gru", [0.0] * 3), runs_of("lstm", [0.25] * 3))),  # -0.25: "comparable" if it counted
     ("S6", (runs_of("gru", [0.0] * 3), runs_of("gru_untied", [0.0] * 3, family="gru", tied_gates=False))),
     ("S7", (runs_of("lstm", [0.01, 0.02, 0.0]),  # no effect: "not supported" if it counted
             runs_of("lstm_nfg", [0.01, 0.0, 0.02], family="lstm", forget_gate=False))),
@@ -171,7 +187,7 @@ def test_skill_comparisons_where_neither_cell_learned_decide_nothing(claim, cell
     (v,) = [v for v in claims.judge(tables(*cells)) if v.id == claim]
     assert v.verdict == INCONCLUSIVE and "neither cell learned the task" in v.evidence
     # the same comparison once one side learned is decided
-    learned = [dict(r, final_value=r["final_value"] + 0.5) for r in cells[0]]
+    learned = [dict(r, score=r["score"] + 2.0) for r in cells[0]]
     (v,) = [v for v in claims.judge(tables(learned, cells[1])) if v.id == claim]
     assert v.verdict != INCONCLUSIVE and "neither" not in v.evidence
 
@@ -242,8 +258,8 @@ def test_older_records_name_compiled_loops_only_where_the_backend_runs_them():
 
 
 @pytest.mark.parametrize("gru,lstm,expected", [
-    ([1.0] * 6, [0.5] * 6, SUPPORTED),  # the GRU solves in 100 steps, the LSTM never
-    ([1.0] * 3, [0.5] * 3, INCONCLUSIVE),  # the same with 3 seeds: the sign test's smallest p is 0.125
+    ([2.0] * 6, [0.5] * 6, SUPPORTED),  # the GRU solves in 100 steps, the LSTM never
+    ([2.0] * 3, [0.5] * 3, INCONCLUSIVE),  # the same with 3 seeds: the sign test's smallest p is 0.125
     ([0.5] * 3, [0.5] * 3, INCONCLUSIVE),  # neither solves: no speed to compare
 ])
 def test_s5_steps_to_solve(gru, lstm, expected):
@@ -255,32 +271,36 @@ def test_s5_censors_runs_that_never_solved_instead_of_scoring_them_at_the_budget
     never solves the other three. Scored at the budget, the unsolved LSTM runs counted as solving
     at 1000, and the mean log ratio said the GRU is 3x slower: "not supported". Censored, each cell
     solved first in three seeds: nothing is shown either way."""
-    gru = [dict(r, steps_to_solve=950) for r in runs_of("gru", [1.0] * 6)]
-    lstm = runs_of("lstm", [1.0, 1.0, 1.0, 0.5, 0.5, 0.5])
+    gru = [dict(r, steps_to_solve=950) for r in runs_of("gru", [2.0] * 6)]
+    lstm = runs_of("lstm", [2.0, 2.0, 2.0, 0.5, 0.5, 0.5])
     (v,) = [v for v in claims.judge(tables(gru, lstm)) if v.id == "S5"]
     assert v.verdict == INCONCLUSIVE and "gru first 3, lstm first 3" in v.evidence
     assert "median steps to solve gru 950" in v.evidence and "lstm 100" in v.evidence
-    lstm_fails = runs_of("lstm", [1.0] + [0.5] * 5)
+    lstm_fails = runs_of("lstm", [2.0] + [0.5] * 5)
     (v,) = [v for v in claims.judge(tables(gru, lstm_fails)) if v.id == "S5"]
     assert "lstm not reached" in v.evidence
 
 
 def test_s6_tie_costs_nothing_and_s7_gates_matter():
-    t = tables(runs_of("gru", [0.9, 0.95, 0.92]), runs_of("gru_untied", [0.9, 0.94, 0.93], family="gru", tied_gates=False),
+    t = tables(runs_of("gru", [2.0, 2.3, 2.1]), runs_of("gru_untied", [2.0, 2.25, 2.15], family="gru", tied_gates=False),
                runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
     assert verdict("S6", t) == SUPPORTED
     assert verdict("S7", t) == SUPPORTED
-    no_effect = tables(runs_of("gru", [0.9, 0.95, 0.92]),
-                       runs_of("gru_no_reset", [0.91, 0.95, 0.93], family="gru", reset_gate=False))
+    no_effect = tables(runs_of("gru", [2.0, 2.3, 2.1]),
+                       runs_of("gru_no_reset", [2.05, 2.3, 2.15], family="gru", reset_gate=False))
     assert verdict("S7", no_effect) == NOT
     mixed = tables(no_effect["runs"].to_dict("records"), runs_of("gru_no_update", [0.2, 0.3, 0.1], family="gru", update_gate=False))
     assert verdict("S7", mixed) == ("depends: not supported for [adding T=30, 3 seeds: gru - gru without reset_gate "
-                                    "(1 of 3 pairs tied at the ceiling)]; "
-                                    "supported for [adding T=30, 3 seeds: gru - gru without update_gate]")
+                                    "(log_loss)]; supported for [adding T=30, 3 seeds: gru - gru without update_gate "
+                                    "(log_loss)]")
+    # a part left undecided does not hide that the decided ones differ
+    undecided = tables(mixed["runs"].to_dict("records"), runs_of("lstm", [2.0, 2.5, 1.5]),
+                       runs_of("lstm_nfg", [1.9, 0.5, 2.2], family="lstm", forget_gate=False))
+    assert verdict("S7", undecided) == verdict("S7", mixed) + "; 1 part undecided"
 
 
 def test_s6_untying_that_helps_is_not_supported():
-    t = tables(runs_of("gru", [0.2, 0.25, 0.3]), runs_of("gru_untied", [0.9, 0.94, 0.93], family="gru", tied_gates=False))
+    t = tables(runs_of("gru", [1.0, 1.2, 1.1]), runs_of("gru_untied", [2.0, 2.25, 2.15], family="gru", tied_gates=False))
     assert verdict("S6", t) == NOT
 
 

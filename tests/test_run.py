@@ -310,8 +310,11 @@ def test_rerun_skips_complete_runs_and_rerun_true_repeats_them_identically(cli):
 def test_run_id_is_the_config_without_where_it_is_written(tmp_path):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         ids = [run.plan(compose("config", overrides=[*SHRINK, *o])).run_id
-               for o in ([], ["results_dir=elsewhere", "progress=true", "rerun=true"], ["seed=1"], ["cell=gru"])]
-    assert ids[0] == ids[1] and len(set(ids)) == 3
+               for o in ([], ["results_dir=elsewhere", "progress=true", "rerun=true"], ["seed=1"], ["cell=gru"],
+                         ["throughput.repeats=7"], ["mode=throughput"], ["mode=throughput", "train.lr=0.1"],
+                         ["mode=throughput", "throughput.repeats=7"])]
+    # a mode's run does not change with the settings only the other mode reads
+    assert ids[0] == ids[1] == ids[4] and ids[5] == ids[6] and len(set(ids)) == 5
 
 
 def test_a_killed_multirun_rerun_holds_every_run_once(tmp_path):

@@ -176,3 +176,38 @@ def test_combine():
     assert stats.combine([NOT, NOT]) == NOT
     assert stats.combine([SUPPORTED, NOT]) == INCONCLUSIVE
     assert stats.combine([]) == INCONCLUSIVE
+
+
+@pytest.mark.parametrize("mean,sd,boundary", [(0.5, 1.0, 0.0), (0.2, 0.3, 0.05), (-0.1, 0.4, 0.3)])
+def test_seeds_to_decide_plans_the_budget_at_which_the_test_has_its_power(mean, sd, boundary):
+    """If the estimate were the truth, the planned number of seeds decides the part POWER of the
+    time (simulated t tests), and one seed fewer less often."""
+    truth = stats.Estimate(mean, sd / math.sqrt(4), 4, 4)
+    n = stats.seeds_to_decide(truth, boundary)
+    rng = np.random.default_rng(1)
+
+    def decided(k):
+        samples = rng.normal(mean, sd, (20_000, k))
+        t = (samples.mean(1) - boundary) / (samples.std(1, ddof=1) / math.sqrt(k))
+        return np.mean(np.abs(t) > sp.t.ppf(1 - stats.ALPHA, k - 1))  # the test its mean points to
+    assert stats.POWER - 0.015 <= decided(n) <= stats.POWER + 0.06
+    assert decided(n - 1) < stats.POWER + 0.01
+
+
+def test_seeds_to_decide_for_sign_tests_and_where_nothing_decides():
+    # 3 of 3 seeds first: 6 of 6 is the fewest the exact test rejects at 0.025 (p = 1/64)
+    assert stats.seeds_to_decide(stats.SignTest(3, 0, 3), 0.0) == 6
+    # 4 of 5 decided pairs won: at the planned n the exact test's power is at least POWER
+    n = stats.seeds_to_decide(stats.SignTest(4, 1, 5), 0.0)
+    k = int(sp.binom.isf(stats.ALPHA, n, 0.5)) + 1
+    assert sp.binom.sf(k - 1, n, 0.8) >= stats.POWER
+    assert stats.seeds_to_decide(stats.SignTest(2, 2, 5), 0.0) is None  # no leader: no budget decides it
+    assert stats.seeds_to_decide(stats.mean_diff([0.1, 0.3, 0.2]), 0.2) is None  # the mean on the boundary
+    assert stats.seeds_to_decide(stats.mean_diff([0.0, 1.0, -1.0, 0.02]), 0.0, limit=50) is None  # beyond the limit
+
+
+def test_decide_plans_a_budget_for_inconclusive_parts_only():
+    decided, undecided = stats.mean_diff([0.18, 0.20, 0.22, 0.19, 0.21]), stats.mean_diff([0.3, -0.1, 0.4])
+    (v1, _, n1), (v2, _, n2) = stats.decide([stats.greater(decided, 0.05), stats.greater(undecided, 0.05)])
+    assert v1 == SUPPORTED and n1 is None
+    assert v2 == INCONCLUSIVE and n2 == stats.seeds_to_decide(undecided, 0.0, stats.ALPHA / 2) > 3

@@ -149,6 +149,31 @@ def test_counting_structure_and_chance():
     assert tasks.scores(task, bigram, test)["longest_right"] == task.chance["longest_right"] == 10
     assert tasks.scores(task, perfect, test)["longest_right"] == 40
     assert task.solved is None and not task.is_solved(1.0)
+    # the score: n counted right beyond training, in training ranges: 0 for the bigram rule, 3 perfect
+    assert tasks.score(task, tasks.scores(task, bigram, test)) == 0.0
+    assert tasks.score(task, tasks.scores(task, perfect, test)) == tasks.best_score(task) == 3.0
+
+
+@pytest.mark.parametrize("name", [n for n in TASK_NAMES if n != "counting"])
+def test_log_loss_score_is_zero_at_the_chance_loss_and_one_per_decade_below(name):
+    task = short(name)
+    assert task.scale == "log_loss"
+    chance = task.chance["loss"]
+    assert tasks.score(task, {"loss": chance}) == pytest.approx(0.0)
+    assert tasks.score(task, {"loss": chance / 100}) == pytest.approx(2.0)
+    assert tasks.score(task, {"loss": 10 * chance}) == pytest.approx(-1.0)
+    # losses below the floor cannot be told apart in float32: they score as the floor
+    assert tasks.score(task, {"loss": 0.0}) == tasks.score(task, {"loss": tasks.LOSS_FLOOR / 10}) \
+        == tasks.best_score(task) == pytest.approx(math.log10(chance / tasks.LOSS_FLOOR))
+    assert tasks.score(task, {}) is None  # a run without test metrics (it diverged or failed)
+
+
+@pytest.mark.parametrize("name", ["temporal_order", "digits"])
+def test_the_chance_loss_of_classification_is_that_of_uniform_logits(name):
+    task = short(name)
+    _, _, test = task.splits(0, 200)
+    uniform = torch.zeros(test.y.shape[0], task.output_size)
+    assert tasks.scores(task, uniform, test)["loss"] == pytest.approx(task.chance["loss"], rel=1e-6)
 
 
 def test_longest_right_counts_from_the_smallest_group_up_to_the_first_wrong_one():

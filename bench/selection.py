@@ -1,0 +1,77 @@
+"""Equal tuning: each cell at its best configuration on validation. For each cell, task, length
+and everything else that makes two runs comparable (stats.PAIR_KEYS but the seed), the runs
+that differ only in the tuned hyperparameters (TUNED) are the trials of one setting: the points
+of a grid (train.lr=1e-3,3e-3,1e-2) or the trials of a tuning sweeper alike. The trial with the
+best mean validation score over its seeds stands for the cell there; its runs are the ones the
+claims compare (on test), and pairs join the selected runs of two cells whatever their learning
+rates. The test set plays no part in the choice."""
+import numpy as np
+import pandas as pd
+
+from . import stats
+
+TUNED = ["config.train.lr"]  # what a trial may change; never a pair key
+assert not set(TUNED) & set(stats.PAIR_KEYS)
+CELL = ["family", "variant", "sized"]  # which cell (claims.annotate's columns)
+
+
+def trials(runs: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting and trial of the training runs: the cell, the setting's keys, the
+    tuned values, seeds, the mean validation score (a diverged run's counts as 0, chance; a failed
+    run is left out), how many trials its setting had, and whether it was chosen (the best mean;
+    ties go to the first in sorted order)."""
+    train = runs[runs.training & runs.valid_score.notna()]
+    tuned = [k for k in TUNED if k in train]
+    setting = [*CELL, *(k for k in stats.PAIR_KEYS if k in train and k != "seed")]
+    if train.empty or not tuned:
+        return pd.DataFrame(columns=[*setting, *tuned, "seeds", "valid_score", "trials", "chosen"])
+    keys = _filled(train, setting + tuned)
+    table = keys.assign(valid_score=train.valid_score, seed=train.seed).groupby(setting + tuned, sort=True).agg(
+        seeds=("seed", "nunique"), valid_score=("valid_score", "mean")).reset_index()
+    grouped = table.groupby(setting, sort=False)
+    table["trials"] = grouped.valid_score.transform("size")
+    best = grouped.valid_score.idxmax()  # the first maximum: sorted order breaks ties
+    table["chosen"] = table.index.isin(best.dropna())
+    return table
+
+
+def select(runs: pd.DataFrame) -> pd.DataFrame:
+    """The runs the claims read: every run that is not a training run, and the training runs of
+    each setting's chosen trial. Runs without a validation score (failed) go with their trial."""
+    table = trials(runs)
+    tuned = [k for k in TUNED if k in runs]
+    if not tuned or table.empty:
+        return runs
+    keys = [c for c in table.columns if c not in ("seeds", "valid_score", "trials", "chosen")]
+    chosen = table[table.chosen][keys].assign(_chosen=True)
+    marked = _filled(runs, keys).merge(chosen, on=keys, how="left")._chosen.fillna(False).to_numpy(bool)
+    return runs[~runs.training.to_numpy(bool) | marked]
+
+
+def summary(table: pd.DataFrame) -> str:
+    """What the report says about tuning: the grid, trials per cell, and whether every cell had
+    the same number of trials in each task and length."""
+    if table.empty:
+        return "No training runs with a validation score: nothing was selected."
+    tuned = [k for k in TUNED if k in table]
+    grid = "; ".join(f"{k.removeprefix('config.')} in {{{', '.join(map(_show, sorted(table[k].unique(), key=str)))}}}"
+                     for k in tuned)
+    counts = table.drop_duplicates([*CELL, "task", "seq_len"]).groupby(["task", "seq_len"]).trials.agg(set)
+    unequal = counts[counts.map(len) > 1]
+    equal = ("every cell had the same number of trials in each task and length ("
+             + ", ".join(f"{t} T={n}: {min(c)}" for (t, n), c in counts.items()) + ")") if unequal.empty else (
+        "**cells had unequal numbers of trials** in " + ", ".join(f"{t} T={n} ({sorted(c)})"
+                                                                   for (t, n), c in unequal.items())
+        + ": there the comparison favours the cell tuned more")
+    return (f"Each cell stands, per task, length and setting, for its trial with the best mean validation "
+            f"score over seeds among {grid}; {equal}. Pairs join the chosen runs of two cells, whatever "
+            "their learning rates; the test set plays no part in the choice.")
+
+
+def _show(value) -> str:
+    return f"{value:g}" if isinstance(value, (int, float)) else str(value)
+
+
+def _filled(frame: pd.DataFrame, keys: list[str]) -> pd.DataFrame:
+    """frame[keys] with missing values as '-', so that they group and join (NaN does neither)."""
+    return frame[keys].astype(object).where(frame[keys].notna(), "-")
