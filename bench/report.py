@@ -161,7 +161,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts) if len(v.parts) else v.evidence)
           for v in verdicts],
         "## Tuning", selection.summary(trials),
-        *([markdown(trials)] if trials.trials.gt(1).any() else []),
+        *([markdown(selection.wide(trials))] if trials.trials.gt(1).any() else []),
         "## Figures",
         *[f"![{CAPTIONS[name]}]({name})\n\n{CAPTIONS[name]}" for name in drawn],
         "## Parameters per cell", markdown(parameters(runs)),

@@ -48,13 +48,28 @@ def select(runs: pd.DataFrame) -> pd.DataFrame:
     return runs[~runs.training.to_numpy(bool) | marked]
 
 
+def wide(table: pd.DataFrame) -> pd.DataFrame:
+    """The trials table as the report shows it: one row per cell, task, length and setting (only
+    the setting's columns that vary), the mean validation score at each tuned value, the chosen one."""
+    tuned = [k for k in TUNED if k in table]
+    if table.empty or not tuned:
+        return table
+    keys = [c for c in table.columns if c not in (*tuned, "seeds", "valid_score", "trials", "chosen")]
+    shown = [k for k in keys if k in ("family", "task", "seq_len") or table[k].nunique() > 1]
+    trial = table[tuned].astype(str).agg(", ".join, axis=1)
+    out = table.assign(trial=trial).pivot_table(index=keys, columns="trial", values="valid_score", aggfunc="first")
+    out.columns = [f"valid score at {', '.join(k.removeprefix('config.train.') for k in tuned)} {c}" for c in out.columns]
+    chosen = table[table.chosen].assign(chosen_trial=trial).set_index(keys).chosen_trial
+    return out.assign(chosen=chosen).reset_index()[[*shown, *out.columns, "chosen"]]
+
+
 def summary(table: pd.DataFrame) -> str:
     """What the report says about tuning: the grid, trials per cell, and whether every cell had
     the same number of trials in each task and length."""
     if table.empty:
         return "No training runs with a validation score: nothing was selected."
     tuned = [k for k in TUNED if k in table]
-    grid = "; ".join(f"{k.removeprefix('config.')} in {{{', '.join(map(_show, sorted(table[k].unique(), key=str)))}}}"
+    grid = "; ".join(f"{k.removeprefix('config.')} in {{{', '.join(map(_show, sorted(table[k].unique(), key=_order)))}}}"
                      for k in tuned)
     counts = table.drop_duplicates([*CELL, "task", "seq_len"]).groupby(["task", "seq_len"]).trials.agg(set)
     unequal = counts[counts.map(len) > 1]
@@ -63,9 +78,20 @@ def summary(table: pd.DataFrame) -> str:
         "**cells had unequal numbers of trials** in " + ", ".join(f"{t} T={n} ({sorted(c)})"
                                                                    for (t, n), c in unequal.items())
         + ": there the comparison favours the cell tuned more")
+    chosen = table[table.chosen]
+    picked = "; ".join(f"{k.removeprefix('config.')} " + ", ".join(
+        f"{_show(v)} by {n}" for v, n in sorted(chosen[k].value_counts().items(), key=lambda kv: _order(kv[0])))
+        for k in tuned)
+    ends = (f" Chosen: {picked} (of {len(chosen)} settings); where most choices sit at an end of the grid, a "
+            "grid reaching past it may serve those cells better.")
     return (f"Each cell stands, per task, length and setting, for its trial with the best mean validation "
             f"score over seeds among {grid}; {equal}. Pairs join the chosen runs of two cells, whatever "
-            "their learning rates; the test set plays no part in the choice.")
+            f"their learning rates; the test set plays no part in the choice.{ends}")
+
+
+def _order(value) -> tuple:
+    """Numbers in order, then anything else ('-': not recorded) by its text."""
+    return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))
 
 
 def _show(value) -> str:

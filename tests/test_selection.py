@@ -25,6 +25,10 @@ def test_each_cell_stands_for_its_best_learning_rate_on_validation():
     table = selection.trials(runs)
     assert table.trials.tolist() == [2] * 4 and table.chosen.sum() == 2
     assert "lr in {0.001, 0.003}" in selection.summary(table)
+    assert "Chosen: train.lr 0.001 by 1, 0.003 by 1 (of 2 settings)" in selection.summary(table)
+    wide = selection.wide(table)
+    assert list(wide.columns) == ["family", "task", "seq_len", "valid score at lr 0.001", "valid score at lr 0.003",
+                                  "chosen"] and wide.chosen.tolist() == ["0.001", "0.003"]
     assert "every cell had the same number of trials in each task and length (adding T=30: 2)" in selection.summary(table)
 
 
