@@ -9,12 +9,12 @@ import os
 
 import pandas as pd
 
-from bench import claims, figures, stats
+from bench import claims, figures, selection, stats
 from bench.results import load_tables
 
 RESULTS = os.environ.get("RNNBENCH_RESULTS", "../results/reference")
 tables = load_tables(RESULTS)
-runs = claims.annotate(tables["runs"])
+runs = selection.select(claims.annotate(tables["runs"]))  # each cell at its best trial on validation
 
 # %% [markdown]
 # ## Effect of each ablation on the score

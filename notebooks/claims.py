@@ -10,13 +10,14 @@ import os
 
 import pandas as pd
 
-from bench import claims, figures, stats
+from bench import claims, figures, selection, stats
 from bench.results import load_tables
 
 RESULTS = os.environ.get("RNNBENCH_RESULTS", "../results/reference")
 tables = load_tables(RESULTS)
-runs = claims.annotate(tables["runs"])
-print(f"{len(runs)} runs in {RESULTS}: {runs.status.value_counts().to_dict()}")
+every = claims.annotate(tables["runs"])
+runs = selection.select(every)  # each cell at its best trial on validation: the runs the claims read
+print(f"{len(every)} runs in {RESULTS}: {every.status.value_counts().to_dict()}; {len(runs)} chosen")
 
 # %% [markdown]
 # ## Verdicts
@@ -30,11 +31,22 @@ pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "cla
 # ## The parts of each claim
 # Estimates are mean paired differences (score, or a ratio where marked x) with 95% t
 # intervals over seeds; n seeds (pairs for pass/fail parts), p the Holm-adjusted p-value of the
-# test that supports the claim.
+# test that supports the claim; for an undecided part, the seeds that would decide it 4 times in
+# 5 if its estimate held.
 
 # %%
 parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
-pd.concat(parts, ignore_index=True)[["id", "part", "estimate", "n", "p", "verdict"]] if parts else "no parts: no data"
+columns = ["id", "part", "estimate", "n", "p", "verdict", "seeds to decide"]
+pd.concat(parts, ignore_index=True)[columns] if parts else "no parts: no data"
+
+# %% [markdown]
+# ## Tuning
+# Each cell's mean validation score at each learning rate of the grid, and the one chosen.
+
+# %%
+trials = selection.trials(every)
+print(selection.summary(trials))
+selection.wide(trials)
 
 # %% [markdown]
 # ## Score and skill per cell, task and length

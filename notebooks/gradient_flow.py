@@ -11,12 +11,12 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from bench import claims, figures
+from bench import claims, figures, selection
 from bench.results import load_tables
 
 RESULTS = os.environ.get("RNNBENCH_RESULTS", "../results/reference")
 tables = load_tables(RESULTS)
-runs = claims.annotate(tables["runs"])
+runs = selection.select(claims.annotate(tables["runs"]))  # each cell at its best trial on validation
 standard = runs[runs.training & (runs.variant == "") & ~runs.sized]
 
 # %%
