@@ -304,7 +304,7 @@ def s5(runs, tables):
     more often, not supported when it shows the LSTM first more often. The Kaplan-Meier median
     steps to solve of each cell and median seconds are shown, not tested: parallel runs share
     the machine."""
-    parts = []
+    parts, where = [], []  # where: each part's implementation and device ('training' for steps to solve)
     tp = tables["throughput"]
     tp = tp[tp["pass"] == "forward_backward"].merge(
         runs[["run_id", "family", "variant", "sized", "seed", "cell", "native"]], on="run_id")
@@ -319,6 +319,7 @@ def s5(runs, tables):
             impl = key[0] + (f" (compiled: {key[1].replace(',', ', ')})" if key[1] and key[0] == "loop" else "")
             label = f"{impl} {key[2]} {key[3]}, T={key[5]} B={key[6]} I={key[7]} H={key[8]}: gru / lstm time"
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
+            where.append(f"{impl} {key[2]}")
     train = runs[runs.training & runs.solved_threshold.notna()]
     p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
     for task, g in p.groupby("task"):
@@ -331,7 +332,13 @@ def s5(runs, tables):
         parts.append((f"{_where(g)}: first to solve, gru vs lstm; median steps to solve {shown}",
                       first.text("gru", "lstm"),
                       stats.greater(first, 0.0)))
-    return _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
+        where.append(f"training on {task}")
+    verdict = _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
+    if verdict.verdict.startswith("depends"):  # say on what, in words: per implementation, how many sizes each way
+        by = verdict.parts.assign(where=where).groupby("where", sort=False).verdict
+        verdict.verdict = "depends on implementation and size: " + "; ".join(
+            f"{w}: " + ", ".join(f"{v} {n}" for v, n in g.value_counts().items()) + f" of {len(g)}" for w, g in by)
+    return verdict
 
 
 def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
