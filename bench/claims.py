@@ -82,7 +82,7 @@ def _compare(runs, a, b, by: str = "task") -> list[tuple[str, Estimate, pd.DataF
     return [(key, stats.mean_diff(g.score_a - g.score_b, g.seed), g) for key, g in p.groupby(by)]
 
 
-def _score_part(label: str, est: Estimate, g: pd.DataFrame, test):
+def _score_part(label: str, est: Estimate, g: pd.DataFrame, test, key: str):
     """A part comparing the scores of the pairs g (score_a, score_b): test(est, the scale's
     margin), or inconclusive, saying why, where neither side's mean score exceeds the margin. The
     label names the scale and counts the pairs tied at the ceiling (both at the scale's best
@@ -94,8 +94,8 @@ def _score_part(label: str, est: Estimate, g: pd.DataFrame, test):
     label += f" ({scale}{''.join('; ' + t for t in ties)})"
     best = max(g.score_a.mean(), g.score_b.mean())
     if best > margin:
-        return label, est, test(est, margin)
-    return f"{label} (neither cell learned the task: best mean score {best:+.3f})", est, stats.INCONCLUSIVE
+        return label, est, test(est, margin), key
+    return f"{label} (neither cell learned the task: best mean score {best:+.3f})", est, stats.INCONCLUSIVE, key
 
 
 def _where(g: pd.DataFrame) -> str:
@@ -103,16 +103,18 @@ def _where(g: pd.DataFrame) -> str:
     return f"{g.task.iloc[0]} T={lengths}, {g.seed.nunique()} seeds"
 
 
-def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scope: str, extra: str = "") -> Verdict:
-    """parts: (label, the estimate as shown, a Test or a verdict reached without one). The parts'
-    tests are decided together (stats.decide: Holm over the claim's parts)."""
-    tests = [t for _, _, t in parts if isinstance(t, stats.Test)]
+def _verdict(id_, claim, parts: list[tuple], scope: str, extra: str = "") -> Verdict:
+    """parts: (label, the estimate as shown, a Test or a verdict reached without one[, key]): the
+    key names the part whatever its data (the label may count seeds or name a length the data
+    chose); it is the label where none is given. The parts' tests are decided together
+    (stats.decide: Holm over the claim's parts)."""
+    tests = [t for _, _, t, *_ in parts if isinstance(t, stats.Test)]
     decided = iter(stats.decide(tests))
     rows = []
-    for label, est, t in parts:
+    for label, est, t, *key in parts:
         verdict, p, needed = next(decided) if isinstance(t, stats.Test) else (t, None, None)
-        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict, needed))
-    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict", "seeds to decide"])
+        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict, needed, (key or [label])[0]))
+    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict", "seeds to decide", "key"])
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
@@ -126,7 +128,7 @@ def _verdict(id_, claim, parts: list[tuple[str, object, stats.Test | str]], scop
         counts = table.verdict.value_counts()
         verdict += ": parts " + ", ".join(f"{v} {n}" for v, n in counts.items())
     lines = [f"{part}: " + (f"{est} " if est is not None else "") + (f"p={p:.2g} " if p is not None else "") + v
-             for part, est, _, p, v, _ in table.itertuples(index=False)]
+             for part, est, _, p, v, *_ in table.itertuples(index=False)]
     evidence = "; ".join(lines) + (f". {extra.rstrip('.')}" if extra else "") + f". {scope}"
     return Verdict(id_, claim, verdict, evidence, table)
 
@@ -148,18 +150,19 @@ def s1(runs, tables):
         longest = {name: _longest(r) for name, r in (("lstm", lstm), ("rnn", rnn))}
         label = f"{task}: longest solved lstm T={longest['lstm'] or 'none'}, rnn T={longest['rnn'] or 'none'}"
         if longest["lstm"] is None:
-            parts.append((label, None, stats.INCONCLUSIVE))
+            parts.append((label, None, stats.INCONCLUSIVE, f"{task}: longest solved"))
         elif (longest["rnn"] or 0) >= longest["lstm"]:
-            parts.append((label, None, stats.NOT_SUPPORTED))
+            parts.append((label, None, stats.NOT_SUPPORTED, f"{task}: longest solved"))
         else:
             gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
             for _, est, pairs in _compare(gap, standard(gap, "lstm"), standard(gap, "rnn")):
                 lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
-                parts.append(_score_part(f"{label}; lstm - rnn score at T={lengths}", est, pairs, stats.greater))
+                parts.append(_score_part(f"{label}; lstm - rnn score at T={lengths}", est, pairs, stats.greater,
+                                         f"{task}: lstm - rnn score where only the lstm solves"))
                 at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
                 solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
                 parts.append((f"{task}: solved at T={longest['lstm']}, lstm vs rnn", solved,
-                              stats.greater(solved, 0.0)))
+                              stats.greater(solved, 0.0), f"{task}: solved at the lstm's longest"))
             extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
     scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
@@ -215,16 +218,17 @@ def s2(runs, tables):
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
         dropped = len(every) - len(lstm)
         left_out = f"; {dropped} of {len(every)} runs learned nothing, left out" if dropped else ""
-        parts.append((f"h / c step change ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN)))
+        parts.append((f"h / c step change ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN),
+                      "h / c step change"))
         slow = wide.dropna(subset=["step_change_c_slow"]) if "step_change_c_slow" in wide else wide.iloc[:0]
         if len(slow):
             est = stats.mean_diff(np.log(slow.step_change_h / slow.step_change_c_slow), slow.seed)
             tau = slow.time_constant_slow.median()
             parts.append((f"h / c step change, c's slowest quarter of units (median time constant {tau:.3g} steps)",
-                          _ratio(est), stats.greater(est, CHANGE_MARGIN)))
+                          _ratio(est), stats.greater(est, CHANGE_MARGIN), "h / c step change, slowest units"))
     elif len(every) and lstm.empty:
         parts.append((f"{len(every)} LSTM runs, none learned its task (best score {every.score.max():+.3f})", None,
-                      stats.INCONCLUSIVE))
+                      stats.INCONCLUSIVE, "h / c step change"))
     return _verdict("S2", CLAIMS["S2"][0], parts, _scope(every))
 
 
@@ -286,7 +290,8 @@ def s4(runs, tables):
     gru_sized = (runs.family == "gru") & (runs.variant == "") & runs.sized
     for label, gru in (("equal H", gru_equal), ("equal params", gru_sized)):
         for task, est, g in _compare(runs, gru, lstm):
-            parts.append(_score_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior))
+            parts.append(_score_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior,
+                                     f"{label}, {task}: gru - lstm"))
     return _verdict("S4", CLAIMS["S4"][0], parts, _scope(runs[lstm | gru_equal | gru_sized]))
 
 
@@ -330,8 +335,7 @@ def s5(runs, tables):
         shown = ", ".join(f"{name} {'not reached' if math.isinf(m) else f'{m:.0f}'} ({sec:.1f} s)"
                           for name, m, sec in zip(("gru", "lstm"), medians, seconds))
         parts.append((f"{_where(g)}: first to solve, gru vs lstm; median steps to solve {shown}",
-                      first.text("gru", "lstm"),
-                      stats.greater(first, 0.0)))
+                      first.text("gru", "lstm"), stats.greater(first, 0.0), f"{task}: first to solve"))
         where.append(f"training on {task}")
     verdict = _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
     if verdict.verdict.startswith("depends"):  # say on what, in words: per implementation, how many sizes each way
@@ -370,7 +374,7 @@ def s6(runs, tables):
     parts, used = [], ablated[ablated.variant.isin(["tied_gates=False", "coupled_gates=True"])]
     for var, label, sign in (("tied_gates=False", "gru - untied gru", -1), ("coupled_gates=True", "cifg lstm - lstm", 1)):
         for task, est, g in _per_task(used[used.variant == var], sign):
-            parts.append(_score_part(f"{_where(g)}: {label}", est, g, stats.non_inferior))
+            parts.append(_score_part(f"{_where(g)}: {label}", est, g, stats.non_inferior, f"{task}: {label}"))
     return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))
 
 
@@ -385,8 +389,8 @@ def s7(runs, tables):
     parts = []
     for (family, var), pairs in used.groupby(["family", "variant"], sort=False):
         for task, est, g in _per_task(pairs, -1):
-            parts.append(_score_part(f"{_where(g)}: {family} - {family} without {var.split('=')[0]}", est, g,
-                                     stats.greater))
+            gate = f"{family} - {family} without {var.split('=')[0]}"
+            parts.append(_score_part(f"{_where(g)}: {gate}", est, g, stats.greater, f"{task}: {gate}"))
     return _verdict("S7", CLAIMS["S7"][0], parts, _scope(used))
 
 
@@ -410,8 +414,43 @@ CLAIMS = {
 
 
 def judge(tables: dict[str, pd.DataFrame], runs: pd.DataFrame | None = None) -> list[Verdict]:
-    """Every claim of the ledger, in order; `runs`: tables["runs"] annotated (and selected), if the
-    caller has it. Each cell's training runs are those of its best trial on validation
-    (selection.select); claims on accuracy read the training runs only."""
-    runs = selection.select(annotate(tables["runs"]) if runs is None else runs)
+    """Every claim of the ledger, in order; `runs`: tables["runs"] annotated, if the caller has
+    it. Each cell's training runs are those of its best trial on validation (selection.select);
+    claims on accuracy read the training runs only. Parts with at least SPLIT_SEEDS seeds are
+    judged again on each half of the seeds (stable: the three verdicts agree)."""
+    runs = annotate(tables["runs"]) if runs is None else runs
+    verdicts = _judge(tables, runs)
+    seeds = sorted(runs.seed.dropna().unique())
+    if len(seeds) >= SPLIT_SEEDS:
+        halves = [_judge(tables, runs[runs.seed.isin(seeds[k::2])]) for k in (0, 1)]
+        for v, a, b in zip(verdicts, *halves):
+            _mark_stability(v, a, b)
+    return verdicts
+
+
+SPLIT_SEEDS = 6  # a part with fewer seeds is not split: its halves would hold fewer than MIN_PAIRS
+
+
+def _judge(tables, runs) -> list[Verdict]:
+    runs = selection.select(runs)
     return [fn(runs if id_ in ("S3", "S5") else runs[runs.training], tables) for id_, (_, fn) in CLAIMS.items()]
+
+
+def _mark_stability(v: Verdict, a: Verdict, b: Verdict) -> None:
+    """Split-half stability: each part of v with at least SPLIT_SEEDS seeds gets its verdicts on
+    the two halves of the seeds (even and odd in order; each half re-selects its trials), matched
+    by key ('-' where a half has no such part), and whether all three agree. An unstable part is
+    named in the verdict and the evidence."""
+    if v.parts.empty:
+        return
+    halves = [dict(zip(h.parts.key, h.parts.verdict)) if len(h.parts) else {} for h in (a, b)]
+    split = v.parts.n.fillna(0).astype(float) >= SPLIT_SEEDS
+    shown = [f"{halves[0].get(k, '-')} / {halves[1].get(k, '-')}" if s else None for k, s in zip(v.parts.key, split)]
+    stable = [None if not s else halves[0].get(k) == halves[1].get(k) == verdict
+              for k, s, verdict in zip(v.parts.key, split, v.parts.verdict)]
+    v.parts = v.parts.assign(halves=shown, stable=stable)
+    unstable = v.parts[v.parts.stable.eq(False)]
+    if len(unstable):
+        v.verdict += f" ({len(unstable)} of {int(split.sum())} split parts unstable across seed halves)"
+        v.evidence += ". Unstable across seed halves: " + "; ".join(
+            f"{k} ({h})" for k, h in zip(unstable.key, unstable.halves))

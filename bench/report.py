@@ -130,7 +130,10 @@ def how_verdicts_are_reached() -> str:
         "supported and some not (whatever its undecided parts), inconclusive otherwise. An undecided part shows the **seeds to decide** it: the fewest at "
         f"which its test would decide it with power {stats.POWER:.0%} if its estimate were the truth (same "
         "mean and spread, or the same shares of pairs won), at Holm's strictest level; '-' where decided, "
-        "or where no budget up to 1,000 seeds would (a mean on the boundary). Each cell stands for its "
+        "or where no budget up to 1,000 seeds would (a mean on the boundary). A part with at least "
+        f"{claims.SPLIT_SEEDS} seeds is judged again on each half of its seeds (even and odd in order, each half "
+        "choosing its own trials): **halves** shows their verdicts, and a part whose three verdicts differ is "
+        "unstable, named in the ledger. Each cell stands for its "
         "best trial on validation (the tuning section below). The z of a GRU here is torch's (z keeps "
         "the old state); the seed's z is 1 - z. The rule of each claim:")
 
@@ -140,7 +143,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
     every = claims.annotate(tables["runs"])
     runs = selection.select(every)  # each cell at its best trial on validation: what the claims read
     trials = selection.trials(every)
-    verdicts = claims.judge(tables, runs)
+    verdicts = claims.judge(tables, every)
     drawn = figures.draw(runs, tables)
     for name, fig in drawn.items():
         figures.save(fig, results_dir / name)
@@ -158,7 +161,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         how_verdicts_are_reached(),
         rules(),
         "## Evidence per claim",
-        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts) if len(v.parts) else v.evidence)
+        *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.drop(columns="key")) if len(v.parts) else v.evidence)
           for v in verdicts],
         "## Tuning", selection.summary(trials),
         *([markdown(selection.wide(trials))] if trials.trials.gt(1).any() else []),
@@ -199,7 +202,7 @@ def main(argv=None) -> None:
         raise SystemExit(2)
     matplotlib.use("Agg")  # files only: no display needed, none opened
     path, verdicts, drawn = write(args.results_dir, args.strict)
-    counts = pd.Series([v.verdict.split(":")[0] for v in verdicts]).value_counts()
+    counts = pd.Series([v.verdict.split(":")[0].split(" (")[0] for v in verdicts]).value_counts()
     print(f"rnnbench-report: {path} ({len(verdicts)} claims: "
           + ", ".join(f"{n} {v}" for v, n in counts.items()) + f"; {len(drawn)} figures)")
 

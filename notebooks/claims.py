@@ -32,12 +32,13 @@ pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "cla
 # Estimates are mean paired differences (score, or a ratio where marked x) with 95% t
 # intervals over seeds; n seeds (pairs for pass/fail parts), p the Holm-adjusted p-value of the
 # test that supports the claim; for an undecided part, the seeds that would decide it 4 times in
-# 5 if its estimate held.
+# 5 if its estimate held; with 6 seeds or more, the verdicts on each half of the seeds.
 
 # %%
 parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
-columns = ["id", "part", "estimate", "n", "p", "verdict", "seeds to decide"]
-pd.concat(parts, ignore_index=True)[columns] if parts else "no parts: no data"
+columns = ["id", "part", "estimate", "n", "p", "verdict", "seeds to decide", "halves", "stable"]
+table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
+table[[c for c in columns if c in table]] if parts else "no parts: no data"
 
 # %% [markdown]
 # ## Tuning
