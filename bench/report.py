@@ -12,7 +12,7 @@ import numpy as np
 import pandas as pd
 
 import cells
-from . import claims, costs, figures, results, selection, stats, tasks
+from . import claims, costs, figures, literature, results, selection, stats, tasks
 from .results import load_tables
 
 CAPTIONS = {
@@ -144,6 +144,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
     runs = selection.select(every)  # each cell at its best trial on validation: what the claims read
     trials = selection.trials(every)
     verdicts = claims.judge(tables, every)
+    lit = literature.beside(verdicts)
     drawn = figures.draw(runs, tables)
     for name, fig in drawn.items():
         figures.save(fig, results_dir / name)
@@ -163,6 +164,11 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "## Evidence per claim",
         *[f"### {v.id}: {v.verdict}\n\n" + (markdown(v.parts.drop(columns="key")) if len(v.parts) else v.evidence)
           for v in verdicts],
+        "## The literature beside each verdict",
+        "The published results a part can be compared with, the verdict each corresponds to, and whether this "
+        "run agrees (`bench/literature.py`; citations with their tables in `docs/literature.md`, which also lists "
+        "what is still to be checked). Parts not listed have no published result here.",
+        markdown(lit) if len(lit) else "No part of these results has a published counterpart here.",
         "## Tuning", selection.summary(trials),
         *([markdown(selection.wide(trials))] if trials.trials.gt(1).any() else []),
         "## Figures",

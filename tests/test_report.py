@@ -333,6 +333,18 @@ def test_parts_with_six_seeds_are_judged_again_on_each_half_of_them():
     assert "halves" not in v.parts
 
 
+def test_the_literature_beside_each_part_says_whether_we_agree():
+    from bench import literature
+    agree = tables(runs_of("lstm", [3.0, 3.1, 2.9]), runs_of("lstm_nfg", [1.0, 1.1, 0.9], family="lstm", forget_gate=False))
+    disagree = tables(runs_of("lstm", [3.0, 3.1, 2.9]), runs_of("lstm_nfg", [3.0, 3.05, 2.95], family="lstm", forget_gate=False))
+    undecided = tables(runs_of("lstm", [3.0, 1.0, 2.0]), runs_of("lstm_nfg", [1.0, 2.5, 2.0], family="lstm", forget_gate=False))
+    rows = [literature.beside(claims.judge(t)).set_index("claim").loc["S7"] for t in (agree, disagree, undecided)]
+    assert [r.agrees for r in rows] == ["yes", "no", "undecided"]
+    assert "Greff et al. 2017" in rows[0].published and rows[0]["what differs"] == ""
+    assert "random search" in rows[1]["what differs"]  # a disagreement says what differs
+    assert literature.beside(claims.judge(tables())).empty
+
+
 def test_s6_untying_that_helps_is_not_supported():
     t = tables(runs_of("gru", [1.0, 1.2, 1.1]), runs_of("gru_untied", [2.0, 2.25, 2.15], family="gru", tied_gates=False))
     assert verdict("S6", t) == NOT

@@ -1,0 +1,67 @@
+"""The literature beside the ledger: for the parts of a claim that a published result speaks to,
+what was published, the verdict it corresponds to, and whether this run agrees. Only results
+read in the source are here; docs/literature.md gives each citation with its table or figure,
+and lists what is still to be checked. Where a run disagrees, the report shows what differs
+between the published setting and ours; it never tunes an experiment towards agreement."""
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+from . import stats
+
+
+@dataclass(frozen=True)
+class Finding:
+    claim: str  # S1 ... S7
+    part: str  # a regular expression on the parts' keys (claims: each part's key)
+    cite: str  # short; docs/literature.md has the table or figure
+    result: str  # what was published, with its numbers
+    expects: str  # the verdict of the part the published result corresponds to
+    differs: str  # what differs from our setting, which might explain a disagreement
+
+
+FINDINGS = [
+    Finding("S1", r"lstm - rnn score|solved at the lstm's longest",
+            "Hochreiter & Schmidhuber 1997, Tables 2 and 7",
+            "LSTM solved the adding problem at T = 100, 500 and 1000 (74,000, 209,000 and 853,000 training "
+            "sequences, 10 trials); RTRL and BPTT nets solved no trial of a 100-step lag in 5 million (task 2a)",
+            stats.SUPPORTED,
+            "their LSTM had no forget gate, 93 weights, online gradient descent at lr 0.5 and up to millions of "
+            "sequences; their adding target is scaled and its first marker lies in the first 10 steps"),
+    Finding("S4", r"adding: gru - lstm",
+            "Chung et al. 2014 (abstract)",
+            "the GRU comparable to the LSTM on polyphonic music and speech at about equal parameter counts",
+            stats.SUPPORTED,
+            "real sequences (music, speech) scored by log-likelihood, not a synthetic long-lag task"),
+    Finding("S4", r"counting: gru - lstm",
+            "Weiss, Goldberg & Yahav 2018 (abstract)",
+            "the LSTM learns to count (a^n b^n far beyond the training n); the GRU does not",
+            stats.NOT_SUPPORTED,
+            "they train on n < 100 and test far beyond it; we train on n <= 10 at hidden size 32 and test to 4 n_max"),
+    Finding("S6", r"cifg lstm - lstm",
+            "Greff et al. 2017 (conclusions)",
+            "coupling the input and forget gates (CIFG) did not significantly hurt on TIMIT, IAM Online or JSB",
+            stats.SUPPORTED,
+            "speech, handwriting and music with each variant's hyperparameters found by random search"),
+    Finding("S7", r"lstm without forget_gate",
+            "Greff et al. 2017 (conclusions)",
+            "the forget gate is a critical component: removing it (NFG) hurt significantly",
+            stats.SUPPORTED,
+            "speech, handwriting and music; peephole LSTMs; each variant tuned by random search"),
+]
+
+
+def beside(verdicts) -> pd.DataFrame:
+    """One row per part a finding speaks to: claim, part, our verdict, the published result and
+    its citation, whether we agree ('yes', 'no', or 'undecided' where our part is), and, where we
+    do not, what differs."""
+    rows = []
+    for v in verdicts:
+        for f in (f for f in FINDINGS if f.claim == v.id):
+            for key, label, verdict in (zip(v.parts.key, v.parts.part, v.parts.verdict) if len(v.parts) else ()):
+                if not re.search(f.part, key):
+                    continue
+                agrees = "undecided" if verdict == stats.INCONCLUSIVE else "yes" if verdict == f.expects else "no"
+                rows.append((v.id, label, verdict, f"{f.result} ({f.cite})", agrees, f.differs if agrees == "no" else ""))
+    return pd.DataFrame(rows, columns=["claim", "part", "verdict here", "published", "agrees", "what differs"])
