@@ -357,9 +357,11 @@ def test_report_writes_the_ledger_tables_and_figures(small_results, capsys):
     out = capsys.readouterr().out
     assert out.startswith(f"rnnbench-report: {small_results / 'report.md'} (7 claims")
     text = (small_results / "report.md").read_text()
-    rows = re.findall(r"^\| (S\d) \| ([^|]+) \| ([^|]+) \|", text, flags=re.M)
+    ledger = text.split("## Claims ledger")[1].split("## How verdicts are reached")[0]
+    rows = re.findall(r"^\| (S\d) \| ([^|]+) \| ([^|]+) \|", ledger, flags=re.M)
     assert [r[0] for r in rows] == [f"S{i}" for i in range(1, 8)]
     assert all(re.match(r"(supported|not supported|inconclusive|depends)", verdict.strip()) for _, _, verdict in rows)
+    assert "## The literature beside each verdict" in text and "## Tuning" in text
     for name in ("accuracy_vs_length.png", "gradient_profile.png", "step_change.png", "throughput.png", "ablations.png"):
         assert (small_results / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", name
         assert f"]({name})" in text
