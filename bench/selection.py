@@ -2,10 +2,10 @@
 and everything else that makes two runs comparable (stats.PAIR_KEYS but the seed), the runs
 that differ only in the tuned hyperparameters (TUNED) are the trials of one setting: the points
 of a grid (train.lr=1e-3,3e-3,1e-2) or the trials of a tuning sweeper alike. The trial with the
-best mean validation score over its seeds stands for the cell there; its runs are the ones the
+best mean validation score stands for the cell there; its runs are the ones the
 claims compare (on test), and pairs join the selected runs of two cells whatever their learning
-rates. The test set plays no part in the choice."""
-import numpy as np
+rates. Trials are compared on the seeds they share, so that a grid can run on a few seeds and
+the chosen trial on more. The test set plays no part in the choice."""
 import pandas as pd
 
 from . import stats
@@ -17,22 +17,32 @@ CELL = ["family", "variant", "sized"]  # which cell (claims.annotate's columns)
 
 def trials(runs: pd.DataFrame) -> pd.DataFrame:
     """One row per setting and trial of the training runs: the cell, the setting's keys, the
-    tuned values, seeds, the mean validation score (a diverged run's counts as 0, chance; a failed
-    run is left out), how many trials its setting had, and whether it was chosen (the best mean;
-    ties go to the first in sorted order)."""
+    tuned values, its seeds, the mean validation score over the seeds every trial of its setting
+    has (`compared_on` of them; a diverged run's score counts as 0, chance; a failed run is left
+    out), how many trials its setting had, and whether it was chosen (the best mean; ties go to
+    the first in sorted order). Comparing on shared seeds lets a grid run on a few seeds and the
+    chosen trial on more: the extra seeds do not tip the choice."""
     train = runs[runs.training & runs.valid_score.notna()]
     tuned = [k for k in TUNED if k in train]
     setting = [*CELL, *(k for k in stats.PAIR_KEYS if k in train and k != "seed")]
+    columns = [*setting, *tuned, "seeds", "compared_on", "valid_score", "trials", "chosen"]
     if train.empty or not tuned:
-        return pd.DataFrame(columns=[*setting, *tuned, "seeds", "valid_score", "trials", "chosen"])
-    keys = _filled(train, setting + tuned)
-    table = keys.assign(valid_score=train.valid_score, seed=train.seed).groupby(setting + tuned, sort=True).agg(
-        seeds=("seed", "nunique"), valid_score=("valid_score", "mean")).reset_index()
+        return pd.DataFrame(columns=columns)
+    keys = _filled(train, setting + tuned).assign(valid_score=train.valid_score, seed=train.seed)
+    seeds = keys.groupby(setting + tuned).seed.agg(frozenset).rename("own").reset_index()
+    seeds["shared"] = seeds.groupby(setting).own.transform(lambda s: [frozenset.intersection(*s)] * len(s))
+    keys = keys.merge(seeds, on=setting + tuned)
+    seeds["shared"] = [shared or own for shared, own in zip(seeds.shared, seeds.own)]  # none shared: each its own
+    keys = keys.drop(columns="shared").merge(seeds[[*setting, *tuned, "shared"]], on=setting + tuned)
+    on_shared = keys[[seed in shared for seed, shared in zip(keys.seed, keys.shared)]]
+    table = seeds.assign(seeds=seeds.own.map(len), compared_on=seeds.shared.map(len)).merge(
+        on_shared.groupby(setting + tuned).valid_score.mean().reset_index(), on=setting + tuned, how="left")
+    table = table.sort_values(setting + tuned, key=lambda c: c.map(_order)).reset_index(drop=True)
     grouped = table.groupby(setting, sort=False)
     table["trials"] = grouped.valid_score.transform("size")
     best = grouped.valid_score.idxmax()  # the first maximum: sorted order breaks ties
     table["chosen"] = table.index.isin(best.dropna())
-    return table
+    return table[columns]
 
 
 def select(runs: pd.DataFrame) -> pd.DataFrame:
@@ -42,7 +52,7 @@ def select(runs: pd.DataFrame) -> pd.DataFrame:
     tuned = [k for k in TUNED if k in runs]
     if not tuned or table.empty:
         return runs
-    keys = [c for c in table.columns if c not in ("seeds", "valid_score", "trials", "chosen")]
+    keys = [c for c in table.columns if c not in ("seeds", "compared_on", "valid_score", "trials", "chosen")]
     chosen = table[table.chosen][keys].assign(_chosen=True)
     marked = _filled(runs, keys).merge(chosen, on=keys, how="left")._chosen.fillna(False).to_numpy(bool)
     return runs[~runs.training.to_numpy(bool) | marked]
@@ -54,7 +64,7 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
     tuned = [k for k in TUNED if k in table]
     if table.empty or not tuned:
         return table
-    keys = [c for c in table.columns if c not in (*tuned, "seeds", "valid_score", "trials", "chosen")]
+    keys = [c for c in table.columns if c not in (*tuned, "seeds", "compared_on", "valid_score", "trials", "chosen")]
     shown = [k for k in keys if k in ("family", "task", "seq_len") or table[k].nunique() > 1]
     trial = table[tuned].astype(str).agg(", ".join, axis=1)
     out = table.assign(trial=trial).pivot_table(index=keys, columns="trial", values="valid_score", aggfunc="first")
@@ -85,7 +95,7 @@ def summary(table: pd.DataFrame) -> str:
     ends = (f" Chosen: {picked} (of {len(chosen)} settings); where most choices sit at an end of the grid, a "
             "grid reaching past it may serve those cells better.")
     return (f"Each cell stands, per task, length and setting, for its trial with the best mean validation "
-            f"score over seeds among {grid}; {equal}. Pairs join the chosen runs of two cells, whatever "
+            f"score, over the seeds all its trials share, among {grid}; {equal}. Pairs join the chosen runs of two cells, whatever "
             f"their learning rates; the test set plays no part in the choice.{ends}")
 
 

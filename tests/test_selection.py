@@ -65,3 +65,20 @@ def test_unequal_trials_are_flagged():
 def test_runs_without_a_tuned_column_all_stand():
     runs = claims.annotate(pd.DataFrame(runs_of("lstm", [2.0] * 3)))
     assert len(selection.select(runs)) == 3
+
+
+def test_trials_are_compared_on_the_seeds_they_share():
+    """A grid on seeds 0-2, then seeds 3-5 at one learning rate only: those extra seeds (here much
+    worse) do not tip the choice, and the chosen trial brings all its seeds."""
+    rows = (trial("lstm", [2.0] * 3, 1e-3) + trial("lstm", [1.5] * 3, 3e-3)
+            + [dict(r, seed=r["seed"] + 3, run_id=r["run_id"] + "-more") for r in trial("lstm", [0.1] * 3, 1e-3)])
+    runs = claims.annotate(pd.DataFrame(rows))
+    table = selection.trials(runs)
+    assert table.seeds.tolist() == [6, 3] and table.compared_on.tolist() == [3, 3]
+    assert table.chosen.tolist() == [True, False] and table.valid_score.tolist() == [2.0, 1.5]
+    assert len(selection.select(runs)) == 6
+    # no seed in common: each trial is judged on its own seeds
+    apart = claims.annotate(pd.DataFrame(trial("lstm", [2.0] * 3, 1e-3)
+                                         + [dict(r, seed=r["seed"] + 3) for r in trial("lstm", [1.5] * 3, 3e-3)]))
+    assert selection.trials(apart).compared_on.tolist() == [3, 3]
+
