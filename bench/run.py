@@ -2,6 +2,7 @@
 `rnnbench -m [sweeps]` every combination. Every job's configuration is checked before the first
 one starts: a bad input ends with one line on stderr, exit status 2 and no result rows. Once
 checked, a run that fails or diverges is recorded as such and the sweep goes on."""
+import functools
 import math
 import sys
 import time
@@ -26,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 import cells
 from cells._base import check_size
 
-from . import backends, measure, results, sweep, tasks
+from . import backends, claims, measure, results, selection, sweep, tasks
 from .train import Model, Outcome, train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -75,8 +76,10 @@ def check_top(cfg: DictConfig) -> None:
     for key in ("steps", "batch_size", "eval_every", "n_test", "probe_size"):
         check_size(f"train.{key}", cfg.train[key])
     check_size("train.profile_every", cfg.train.profile_every, 0)
-    if not isinstance(cfg.train.lr, (int, float)) or isinstance(cfg.train.lr, bool) or cfg.train.lr <= 0:
-        raise ValueError(f"train.lr={cfg.train.lr!r} is not valid; allowed: a number > 0")
+    lr = cfg.train.lr
+    if lr != selection.BEST and (not isinstance(lr, (int, float)) or isinstance(lr, bool) or lr <= 0):
+        raise ValueError(f"train.lr={lr!r} is not valid; allowed: a number > 0, or {selection.BEST} (the choice of the "
+                         "grid recorded in results_dir)")
     if cfg.train.clip is not None and (not isinstance(cfg.train.clip, (int, float)) or cfg.train.clip <= 0):
         raise ValueError(f"train.clip={cfg.train.clip!r} is not valid; allowed: a number > 0 or null")
     if not isinstance(cfg.train.stop_when_solved, bool):
@@ -112,9 +115,31 @@ def plan(cfg: DictConfig) -> Plan:
     if cell.batch_first:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
     check_memory(cfg, task, cell, backend)
+    if cfg.train.lr == selection.BEST:  # the recorded grid's choice for this setting: in the id, the record, the run
+        other = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED[cfg.mode]))  # not what the run computes
+        setting = {k: v for k, v in flat(config).items()
+                   if k not in ("config.seed", *selection.TUNED) and not k.startswith(other)}
+        cfg.train.lr = config["train"]["lr"] = selection.best(setting, recorded(cfg.results_dir))
     ignored = {*NOT_IN_ID, UNUSED[cfg.mode]}  # a learning-rate grid does not time a throughput case twice
     identity = {k: v for k, v in config.items() if k not in ignored} | {"task_version": task.version}
     return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
+
+
+def flat(config: dict) -> dict:
+    """The config as the runs table records it: one 'config.a.b' column per leaf."""
+    return {f"config.{k}": v for k, v in pd.json_normalize(config, sep=".").iloc[0].to_dict().items()}
+
+
+def recorded(results_dir: str) -> pd.DataFrame:
+    """The runs recorded in results_dir, annotated (train.lr=best), read again only when the folder
+    has changed: every job of a sweep asks."""
+    folder = Path(results_dir)
+    return _recorded(str(folder.resolve()), folder.stat().st_mtime_ns if folder.is_dir() else None)
+
+
+@functools.lru_cache(maxsize=8)
+def _recorded(results_dir: str, changed) -> pd.DataFrame:
+    return claims.annotate(results.load_tables(results_dir, names=("runs",))["runs"])
 
 
 def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backend: backends.Backend) -> None:
@@ -162,7 +187,6 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
     task, cell, solved = p.task, p.cell, outcome is not None and outcome.steps_to_solve is not None
     final = outcome.final.get(task.metric) if outcome else None
     training = p.config["mode"] == "train"  # a throughput run has no task metric
-    flat = pd.json_normalize(p.config, sep=".").iloc[0].to_dict()
     return {
         "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
         "task": task.name if training else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
@@ -187,7 +211,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "first_step_seconds": outcome.first_step_seconds if outcome else None,
         "train_tokens_per_s": outcome.tokens_per_s if outcome else None,
         "wall_time": wall, "started_at": started, "error": error, "task_version": task.version,
-        **{f"config.{k}": v for k, v in flat.items()},
+        **flat(p.config),
     }
 
 

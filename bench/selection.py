@@ -99,6 +99,26 @@ def summary(table: pd.DataFrame) -> str:
             f"their learning rates; the test set plays no part in the choice.{ends}")
 
 
+BEST = "best"  # train.lr=best: the value the recorded trials of the run's setting chose
+
+
+def best(setting: dict, recorded: pd.DataFrame, key: str = "config.train.lr"):
+    """The value of `key` that the trials recorded for a setting chose (select's rule), for
+    `train.lr=best`: a grid runs on a few seeds, then more seeds at each cell's choice.
+    setting: the recorded config columns ('config.*') a run of the setting has, all but the seed
+    and the tuned keys; recorded: its results_dir's runs, annotated (claims.annotate). ValueError,
+    naming what to run first, where no trial of the setting is recorded."""
+    same = pd.Series(True, index=recorded.index)
+    for k, v in setting.items():
+        column = recorded[k] if k in recorded else pd.Series(None, index=recorded.index, dtype=object)
+        same &= column.map(lambda x, v=v: pd.isna(x) if v is None else x == v).astype(bool)
+    table = trials(recorded[same])
+    if table.empty:
+        raise ValueError(f"{key.removeprefix('config.')}=best: no trial of this setting is recorded in results_dir; "
+                         "allowed: a number, or best once a grid has run there (e.g. train.lr=0.003,0.01)")
+    return table.loc[table.chosen, key].item()
+
+
 def _order(value) -> tuple:
     """Numbers in order, then anything else ('-': not recorded) by its text."""
     return (0, value, "") if isinstance(value, (int, float)) else (1, 0, str(value))

@@ -4,6 +4,7 @@ import pandas as pd
 
 from bench import claims, selection, stats
 
+from shrunk import cli  # noqa: F401 (a fixture)
 from test_report import MARGIN, runs_of, tables, verdict
 
 
@@ -82,3 +83,27 @@ def test_trials_are_compared_on_the_seeds_they_share():
                                          + [dict(r, seed=r["seed"] + 3) for r in trial("lstm", [1.5] * 3, 3e-3)]))
     assert selection.trials(apart).compared_on.tolist() == [3, 3]
 
+
+
+def test_train_lr_best_runs_more_seeds_at_the_grids_choice(cli):
+    """A grid on seeds 0-1, then `train.lr=best` on seeds 2-3: each new run takes the learning rate
+    the recorded trials of its setting chose, records it, and the report's selection keeps the
+    grid's choice with all four seeds."""
+    from bench.results import load_tables
+    assert cli("-m", "train.lr=0.001,0.01", "seed=0,1")[0] == 0
+    grid = claims.annotate(load_tables(cli.results)["runs"])
+    chosen = selection.trials(grid).query("chosen")["config.train.lr"].item()
+    assert cli("-m", "train.lr=best", "seed=2,3")[0] == 0
+    runs = claims.annotate(load_tables(cli.results)["runs"])
+    assert sorted(runs[runs.seed >= 2]["config.train.lr"]) == [chosen, chosen]
+    kept = selection.select(runs)
+    assert sorted(kept.seed) == [0, 1, 2, 3] and set(kept["config.train.lr"]) == {chosen}
+
+
+def test_train_lr_best_without_a_recorded_grid_is_one_line(cli):
+    code, out, err = cli("train.lr=best")
+    assert code == 2 and err.strip() == ("rnnbench: error: train.lr=best: no trial of this setting is recorded in "
+                                         "results_dir; allowed: a number, or best once a grid has run there "
+                                         "(e.g. train.lr=0.003,0.01)")
+    assert cli("train.lr=0.01")[0] == 0  # a grid of one, recorded after the refusal: best now finds it
+    assert cli("train.lr=best", "seed=1")[0] == 0
