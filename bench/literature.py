@@ -63,5 +63,6 @@ def beside(verdicts) -> pd.DataFrame:
                 if not re.search(f.part, key):
                     continue
                 agrees = "undecided" if verdict == stats.INCONCLUSIVE else "yes" if verdict == f.expects else "no"
-                rows.append((v.id, label, verdict, f"{f.result} ({f.cite})", agrees, f.differs if agrees == "no" else ""))
+                differs = f.differs if agrees == "no" else ""
+                rows.append((v.id, label, verdict, f"{f.result} ({f.cite})", agrees, differs))
     return pd.DataFrame(rows, columns=["claim", "part", "verdict here", "published", "agrees", "what differs"])

@@ -115,7 +115,7 @@ def plan(cfg: DictConfig) -> Plan:
     if cell.batch_first:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
     check_memory(cfg, task, cell, backend)
-    if cfg.train.lr == selection.BEST:  # the recorded grid's choice for this setting: in the id, the record, the run
+    if cfg.mode == "train" and cfg.train.lr == selection.BEST:  # the recorded grid's choice: in the id, record, run
         other = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED[cfg.mode]))  # not what the run computes
         setting = {k: v for k, v in flat(config).items()
                    if k not in ("config.seed", *selection.TUNED) and not k.startswith(other)}
