@@ -2,9 +2,8 @@
 and everything else that makes two runs comparable (stats.PAIR_KEYS but the seed), the runs
 that differ only in the tuned hyperparameters (TUNED) are the trials of one setting: the points
 of a grid (train.lr=1e-3,3e-3,1e-2) or the trials of a tuning sweeper alike. The trial with the
-best mean validation score stands for the cell there; its runs are the ones the
-claims compare (on test), and pairs join the selected runs of two cells whatever their learning
-rates. Trials are compared on the seeds they share, so that a grid can run on a few seeds and
+best mean validation score stands for the cell there; its runs are the ones the claims compare
+(on test), and pairs join the selected runs of two cells whatever their learning rates. Trials are compared on the seeds they share, so that a grid can run on a few seeds and
 the chosen trial on more. The test set plays no part in the choice."""
 import pandas as pd
 
@@ -30,10 +29,9 @@ def trials(runs: pd.DataFrame) -> pd.DataFrame:
         return pd.DataFrame(columns=columns)
     keys = _filled(train, setting + tuned).assign(valid_score=train.valid_score, seed=train.seed)
     seeds = keys.groupby(setting + tuned).seed.agg(frozenset).rename("own").reset_index()
-    seeds["shared"] = seeds.groupby(setting).own.transform(lambda s: [frozenset.intersection(*s)] * len(s))
-    keys = keys.merge(seeds, on=setting + tuned)
-    seeds["shared"] = [shared or own for shared, own in zip(seeds.shared, seeds.own)]  # none shared: each its own
-    keys = keys.drop(columns="shared").merge(seeds[[*setting, *tuned, "shared"]], on=setting + tuned)
+    common = seeds.groupby(setting).own.transform(lambda s: [frozenset.intersection(*s)] * len(s))
+    seeds["shared"] = [c or own for c, own in zip(common, seeds.own)]  # none in common: each on its own
+    keys = keys.merge(seeds[[*setting, *tuned, "shared"]], on=setting + tuned)
     on_shared = keys[[seed in shared for seed, shared in zip(keys.seed, keys.shared)]]
     table = seeds.assign(seeds=seeds.own.map(len), compared_on=seeds.shared.map(len)).merge(
         on_shared.groupby(setting + tuned).valid_score.mean().reset_index(), on=setting + tuned, how="left")
