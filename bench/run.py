@@ -116,13 +116,17 @@ def plan(cfg: DictConfig) -> Plan:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
     check_memory(cfg, task, cell, backend)
     if cfg.mode == "train" and cfg.train.lr == selection.BEST:  # the recorded grid's choice: in the id, record, run
-        other = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED[cfg.mode]))  # not what the run computes
-        setting = {k: v for k, v in flat(config).items()
-                   if k not in ("config.seed", *selection.TUNED) and not k.startswith(other)}
+        setting = {k: v for k, v in flat(computed(config)).items() if k not in ("config.seed", *selection.TUNED)}
         cfg.train.lr = config["train"]["lr"] = selection.best(setting, recorded(cfg.results_dir))
-    ignored = {*NOT_IN_ID, UNUSED[cfg.mode]}  # a learning-rate grid does not time a throughput case twice
-    identity = {k: v for k, v in config.items() if k not in ignored} | {"task_version": task.version}
+    identity = computed(config) | {"task_version": task.version}
     return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
+
+
+def computed(config: dict) -> dict:
+    """What a run computes: its config but where and how it is shown, and the settings its mode
+    never reads (a learning-rate grid does not time a throughput case twice)."""
+    ignored = {*NOT_IN_ID, UNUSED[config["mode"]]}
+    return {k: v for k, v in config.items() if k not in ignored}
 
 
 def flat(config: dict) -> dict:

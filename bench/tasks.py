@@ -249,9 +249,9 @@ def temporal_order(seq_len: int = 100) -> Task:
 def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2) -> Task:
     """scikit-learn's 8x8 digits (1797 images, shipped inside the package) read one pixel per
     step (T = 64), scaled to [0, 1], optionally under one fixed permutation of the pixels (the
-    same for every seed). Each seed holds out its own fixed test split. Chance: 10 classes of
-    near-equal size, accuracy 0.1 and cross-entropy ln 10. No solved threshold: reported as it is. Each seed holds out
-    its own validation and test splits, `test_fraction` of the images each."""
+    same for every seed). Chance: 10 classes of near-equal size, accuracy 0.1 and cross-entropy
+    ln 10. No solved threshold: reported as it is. Each seed holds out its own validation and test
+    splits, `test_fraction` of the images each."""
     if seq_len != 64:
         raise ValueError(f"task digits: seq_len={seq_len!r} is not valid; allowed: 64 (8x8 pixels, one per step)")
     if not isinstance(permute, bool):

@@ -23,8 +23,7 @@ def test_every_experiment_expands_checks_and_runs_shrunk(tmp_path, experiment):
         plans = [run.plan(compose("config", overrides=job)) for job in todo]  # every job passes the checks
         # each is a distinct run, but for jobs that differ only in what their mode does not read (the
         # learning rates of a grid, for a throughput case): those are one run
-        read = {json.dumps({k: v for k, v in p.config.items() if k not in (*run.NOT_IN_ID, run.UNUSED[p.config["mode"]])},
-                           sort_keys=True) for p in plans}
+        read = {json.dumps(run.computed(p.config), sort_keys=True) for p in plans}
         assert len({p.run_id for p in plans}) == len(read)
         first = compose("config", overrides=[*todo[0], *SHRINK, f"results_dir={tmp_path}", "task.seq_len=12"])
         if first.task._target_.endswith("digits"):

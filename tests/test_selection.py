@@ -4,7 +4,6 @@ import pandas as pd
 
 from bench import claims, selection, stats
 
-from shrunk import cli  # noqa: F401 (a fixture)
 from test_report import MARGIN, runs_of, tables, verdict
 
 
