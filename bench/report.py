@@ -118,7 +118,7 @@ def how_verdicts_are_reached() -> str:
         "seeds. A pass/fail part (solved or not) shows each cell's rate with its Clopper-Pearson interval "
         "and is tested with the exact McNemar test on the pairs where only one cell passed; n counts pairs. "
         "Time to solve is censored at the budget: a run that never solved is not scored as solving at it. "
-        f"Each part is two one-sided tests at {stats.ALPHA} (the interval's ends): one that supports the claim "
+        f"Each part is two one-sided tests at {stats.ALPHA:.3g} (the interval's ends): one that supports the claim "
         "(p in the tables) and one that contradicts it; the parts of a claim are one family, and both kinds "
         "of test are Holm-adjusted over it. \"The interval lies above\" in the rules below means the "
         f"adjusted test shows it; the intervals shown are not adjusted. Fewer than {stats.MIN_PAIRS} seeds "
