@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 
 import cells
+from cells._base import INIT_FLAGS
 from . import costs, selection, stats, tasks
 from .stats import Estimate
 
@@ -23,6 +24,13 @@ NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "scale", "sco
           "solved_threshold", "solved", "steps_to_solve",
           "seconds_to_solve", "steps", "device_name", "config.param_match", "config.train.steps"]
 GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
+# An ablation changes one flag of a cell (claims.variant's 'flag=value'); its base is the same cell
+# without that change (the standard cell, or Greff et al.'s vanilla LSTM for its own ablations).
+ABLATIONS = (*(f"{gate}=False" for gate in GATES), "tied_gates=False", "coupled_gates=True")
+# The LSTMs a part may read, by variant: torch's init, forget-gate bias 1 (Jozefowicz et al.
+# 2015) and Greff et al. 2017's vanilla LSTM (peepholes), named as their configs in conf/cell/.
+# A part that reads an LSTM names it; a comparison is made with each of them that has runs.
+LSTMS = {"": "lstm", "forget_bias=1.0": "lstm_fb1", "peepholes=True": "lstm_peephole"}
 
 
 @dataclass
@@ -49,6 +57,7 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     runs["variant"] = [variant(row, family) for row, family in zip(runs.to_dict("records"), runs.family)]
     match = runs["config.param_match"]
     runs["sized"] = match.notna() & (match != runs.family)
+    runs["name"] = [name(f, v) for f, v in zip(runs.family, runs.variant)]
     runs["skill"] = stats.skill(runs) if len(runs) else pd.Series(dtype=float)
     runs["score"] = stats.by_status(runs.score.astype(float), runs.status)
     runs["valid_score"] = stats.by_status(runs.valid_score.astype(float), runs.status)
@@ -65,6 +74,26 @@ def variant(row: dict, family: str) -> str:
     flags = cells.CELLS[family].FLAGS if family in cells.CELLS else {}
     changed = {f: row.get(f) for f, spec in flags.items() if not same(row.get(f), spec.default)}
     return ",".join(f"{f}={v}" for f, v in changed.items())
+
+
+def name(family: str, variant: str) -> str:
+    """A cell's name in the ledger: its family for the standard cell, an LSTM of LSTMS by its
+    name there, any other cell as 'family[variant]'."""
+    if family == "lstm" and variant in LSTMS:
+        return LSTMS[variant]
+    return f"{family}[{variant}]" if variant else family
+
+
+def reference(runs):
+    """The cells the ledger compares: each family's standard cell and the LSTMs of LSTMS, not
+    resized by param_match."""
+    return ~runs.sized & ((runs.variant == "") | ((runs.family == "lstm") & runs.variant.isin(list(LSTMS))))
+
+
+def lstms(runs) -> list[tuple[str, pd.Series]]:
+    """(name, mask) of each LSTM of LSTMS that has runs, not resized by param_match."""
+    masks = [(n, ~runs.sized & (runs.name == n)) for n in LSTMS.values()]
+    return [(n, m) for n, m in masks if m.any()]
 
 
 def standard(runs, family: str | None = None):
@@ -134,37 +163,42 @@ def _verdict(id_, claim, parts: list[tuple], scope: str, extra: str = "") -> Ver
 
 
 def s1(runs, tables):
-    """Per task with a solved threshold, the longest length each cell solves (most of its seeds
-    reach the threshold). Supported when the LSTM solves a longer length than the vanilla RNN and
-    both tests show it: over the lengths the LSTM solves and the RNN does not, the LSTM's score
-    exceeds the RNN's (stats.greater with the scale's margin, paired by seed, lengths pooled), and at the
-    longest of them the LSTM solves more often (exact McNemar test on the seeds where one cell
-    solved). Not supported when the RNN solves as long a length as the LSTM; inconclusive
-    otherwise, and when the LSTM solves no length. The gradient profile is shown as evidence, not
-    tested."""
-    parts, extra = [], []
+    """Per task with a solved threshold and per LSTM (LSTMS) run at every length the vanilla RNN
+    was, the longest length each cell solves (most of its seeds reach the threshold). Supported
+    when the LSTM solves a longer length than the RNN and both tests show it: over the lengths the
+    LSTM solves and the RNN does not, the LSTM's score exceeds the RNN's (stats.greater with the
+    scale's margin, paired by seed, lengths pooled), and at the longest of them the LSTM solves
+    more often (exact McNemar test on the seeds where one cell solved). Not supported when the RNN
+    solves as long a length as the LSTM; inconclusive otherwise, and when the LSTM solves no
+    length. The gradient profile is shown as evidence, not tested."""
+    parts, extra, used = [], [], []
     for task, g in runs[runs.solved_threshold.notna()].groupby("task"):
-        lstm, rnn = g[standard(g, "lstm")], g[standard(g, "rnn")]
-        if lstm.empty or rnn.empty:
-            continue
-        longest = {name: _longest(r) for name, r in (("lstm", lstm), ("rnn", rnn))}
-        label = f"{task}: longest solved lstm T={longest['lstm'] or 'none'}, rnn T={longest['rnn'] or 'none'}"
-        if longest["lstm"] is None:
-            parts.append((label, None, stats.INCONCLUSIVE, f"{task}: longest solved"))
-        elif (longest["rnn"] or 0) >= longest["lstm"]:
-            parts.append((label, None, stats.NOT_SUPPORTED, f"{task}: longest solved"))
-        else:
-            gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
-            for _, est, pairs in _compare(gap, standard(gap, "lstm"), standard(gap, "rnn")):
-                lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
-                parts.append(_score_part(f"{label}; lstm - rnn score at T={lengths}", est, pairs, stats.greater,
-                                         f"{task}: lstm - rnn score where only the lstm solves"))
-                at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
-                solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
-                parts.append((f"{task}: solved at T={longest['lstm']}, lstm vs rnn", solved,
-                              stats.greater(solved, 0.0), f"{task}: solved at the lstm's longest"))
-            extra.append(_gradient_ratio(tables["profiles"], runs, task, longest["lstm"]))
-    scope = _scope(runs[standard(runs, "lstm") | standard(runs, "rnn")])
+        rnn = g[standard(g, "rnn")]
+        covering = [(n, m) for n, m in lstms(g) if set(rnn.seq_len) <= set(g[m].seq_len)] if len(rnn) else []
+        for lstm_name, mask in covering:
+            used.append(g[mask | standard(g, "rnn")])
+            longest = {"lstm": _longest(g[mask]), "rnn": _longest(rnn)}
+            label = (f"{task}: longest solved {lstm_name} T={longest['lstm'] or 'none'}, "
+                     f"rnn T={longest['rnn'] or 'none'}")
+            key = f"{task}: longest solved, {lstm_name} vs rnn"
+            if longest["lstm"] is None:
+                parts.append((label, None, stats.INCONCLUSIVE, key))
+            elif (longest["rnn"] or 0) >= longest["lstm"]:
+                parts.append((label, None, stats.NOT_SUPPORTED, key))
+            else:
+                gap = g[(g.seq_len > (longest["rnn"] or 0)) & (g.seq_len <= longest["lstm"])]
+                for _, est, pairs in _compare(gap, mask.loc[gap.index], standard(gap, "rnn")):
+                    lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
+                    parts.append(_score_part(f"{label}; {lstm_name} - rnn score at T={lengths}", est, pairs,
+                                             stats.greater, f"{task}: {lstm_name} - rnn score where only it solves"))
+                    at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
+                    solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
+                    parts.append((f"{task}: solved at T={longest['lstm']}, {lstm_name} vs rnn", solved,
+                                  stats.greater(solved, 0.0), f"{task}: solved at the {lstm_name}'s longest"))
+        longest = max((_longest(g[m]) or 0 for _, m in covering), default=0)
+        if longest:
+            extra.append(_gradient_ratio(tables["profiles"], runs, task, longest))
+    scope = _scope(pd.concat(used) if used else runs.iloc[:0])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
 
 
@@ -175,61 +209,72 @@ def _longest(runs):
 
 
 def _gradient_ratio(profiles, runs, task, seq_len) -> str:
-    """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), median over seeds, per standard cell, at
-    initialisation and after training. Profiles are float64 (probes.gradient_profile): a value
-    of 0 underflowed even there, or, in records whose profiles were float32, below 1.2e-38."""
-    at = runs[(runs.task == task) & (runs.seq_len == seq_len) & standard(runs)]
-    p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "family"]], on="run_id")
+    """log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ (layer 0), median over seeds, per cell the ledger compares
+    (reference), at initialisation and after training. Profiles are float64
+    (probes.gradient_profile): a value of 0 underflowed even there, or, in records whose profiles
+    were float32, below 1.2e-38."""
+    at = runs[(runs.task == task) & (runs.seq_len == seq_len) & reference(runs)]
+    p = profiles[(profiles.quantity == "dL/dh") & (profiles.layer == 0)].merge(at[["run_id", "name"]], on="run_id")
     if p.empty:
         return ""
     p = p[(p.step == 0) | (p.step == p.groupby("run_id").step.transform("max"))]
-    ends = p.pivot_table(index=["family", "run_id", "step"], columns="t", values="value").iloc[:, [0, -1]]
+    ends = p.pivot_table(index=["name", "run_id", "step"], columns="t", values="value").iloc[:, [0, -1]]
     with np.errstate(divide="ignore"):
         ratio = np.log10(ends.iloc[:, 0] / ends.iloc[:, -1])  # -inf: the first step's gradient underflowed
     ratio = ratio.reset_index(name="r").assign(when=lambda r: np.where(r.step == 0, "init", "trained"))
-    mean = ratio.groupby(["family", "when"]).r.median().unstack("when").reindex(columns=["init", "trained"])
+    mean = ratio.groupby(["name", "when"]).r.median().unstack("when").reindex(columns=["init", "trained"])
     show = lambda v: "underflow" if v == -np.inf else f"{v:+.1f}"  # noqa: E731
     return (f"log10 ‖∂L/∂h_1‖ / ‖∂L/∂h_T‖ at {task} T={seq_len}, median over seeds, initialisation -> trained: "
             + ", ".join(f"{f} {show(row.init)} -> {show(row.trained)}" for f, row in mean.iterrows()))
 
 
 def s2(runs, tables):
-    """Trained standard LSTMs, those that learned their task (score above the margin): per run,
-    the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (validation set,
-    last evaluation, layer 0); the geometric mean over seeds. Two parts: c whole, and c's slowest
-    quarter of units (the longest time constants 1 / (1 - mean f), the units that carry the
-    memory; records since 2026-12-04), each against the whole of h. A part is supported when its
-    interval lies above 1 and its mean above 1.5 (h changes at least 1.5x as much as c); not
+    """Per LSTM (LSTMS), its trained runs that learned their task (score above the margin): per
+    run, the ratio of h's mean relative step change ‖h_t - h_t-1‖ / ‖h_t-1‖ to c's (validation
+    set, last evaluation, layer 0); the geometric mean over seeds. Two parts: c whole, and c's
+    slowest quarter of units (the longest time constants 1 / (1 - mean f), the units that carry
+    the memory; records since 2026-12-04), each against the whole of h. A part is supported when
+    its interval lies above 1 and its mean above 1.5 (h changes at least 1.5x as much as c); not
     supported when the interval lies below 1.5; inconclusive otherwise, and when no LSTM learned
     its task."""
-    every = runs[standard(runs, "lstm") & runs.score.notna()]  # failed runs have no score: left out
-    lstm = every[every.learned]
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c", "step_change_c_slow", "time_constant_slow"])
           & (m.layer == 0)]
-    m = m.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
+    parts, used = [], []
+    for lstm_name, mask in lstms(runs):
+        every = runs[mask & runs.score.notna()]  # failed runs have no score: left out
+        used.append(every)
+        parts += _step_change(lstm_name, every, m)
+    return _verdict("S2", CLAIMS["S2"][0], parts, _scope(pd.concat(used) if used else runs.iloc[:0]))
+
+
+def _step_change(lstm_name: str, every, metrics) -> list[tuple]:
+    """S2's parts for one LSTM's runs."""
+    lstm = every[every.learned]
+    m = metrics.merge(lstm[["run_id", "steps", "task", "seq_len", "seed"]], on="run_id")
     wide = m[m.step == m.steps].pivot_table(index=["run_id", "task", "seq_len", "seed"], columns="metric",
                                             values="value").reset_index()
     wide = wide.dropna(subset=[c for c in ("step_change_h", "step_change_c") if c in wide] or None)
-    parts = []
+    key = f"{lstm_name}: h / c step change"
     if len(wide) and {"step_change_h", "step_change_c"} <= set(wide):
+        parts = []
         est = stats.mean_diff(np.log(wide.step_change_h / wide.step_change_c), wide.seed)
         settings = wide[["task", "seq_len"]].drop_duplicates().sort_values(["task", "seq_len"])
         where = "; ".join(f"{t} T={n}" for t, n in settings.itertuples(index=False))
         dropped = len(every) - len(lstm)
         left_out = f"; {dropped} of {len(every)} runs learned nothing, left out" if dropped else ""
-        parts.append((f"h / c step change ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN),
-                      "h / c step change"))
+        parts.append((f"{key} ({where}{left_out})", _ratio(est), stats.greater(est, CHANGE_MARGIN), key))
         slow = wide.dropna(subset=["step_change_c_slow"]) if "step_change_c_slow" in wide else wide.iloc[:0]
         if len(slow):
             est = stats.mean_diff(np.log(slow.step_change_h / slow.step_change_c_slow), slow.seed)
             tau = slow.time_constant_slow.median()
-            parts.append((f"h / c step change, c's slowest quarter of units (median time constant {tau:.3g} steps)",
-                          _ratio(est), stats.greater(est, CHANGE_MARGIN), "h / c step change, slowest units"))
-    elif len(every) and lstm.empty:
-        parts.append((f"{len(every)} LSTM runs, none learned its task (best score {every.score.max():+.3f})", None,
-                      stats.INCONCLUSIVE, "h / c step change"))
-    return _verdict("S2", CLAIMS["S2"][0], parts, _scope(every))
+            parts.append((f"{key}, c's slowest quarter of units (median time constant {tau:.3g} steps)",
+                          _ratio(est), stats.greater(est, CHANGE_MARGIN), f"{key}, slowest units"))
+        return parts
+    if len(every) and lstm.empty:
+        return [(f"{lstm_name}: {len(every)} runs, none learned its task (best score {every.score.max():+.3f})",
+                 None, stats.INCONCLUSIVE, key)]
+    return []
 
 
 def _ratio(log_est: Estimate, invert: bool = False) -> str:
@@ -281,18 +326,24 @@ def _closed_form_mismatches(runs) -> str:
 
 
 def s4(runs, tables):
-    """GRU minus LSTM score, paired by seed, at equal hidden size and at equal parameter count (the
-    GRU resized with param_match=lstm), one part per comparison and task, lengths pooled. A part
-    is supported when the GRU is non-inferior within the scale's margin (interval above -margin),
-    not supported when the interval lies below -margin, inconclusive otherwise."""
-    lstm, parts = standard(runs, "lstm"), []
+    """GRU minus LSTM score, paired by seed, for each LSTM (LSTMS), at equal hidden size and at
+    equal parameter count (the GRU resized with param_match=lstm: against the LSTMs whose flags
+    change only starting values, so that their count is the standard LSTM's), one part per
+    comparison, LSTM and task, lengths pooled. A part is supported when the GRU is non-inferior
+    within the scale's margin (interval above -margin), not supported when the interval lies below
+    -margin, inconclusive otherwise."""
+    parts, used = [], []
     gru_equal = standard(runs, "gru")
     gru_sized = (runs.family == "gru") & (runs.variant == "") & runs.sized
-    for label, gru in (("equal H", gru_equal), ("equal params", gru_sized)):
-        for task, est, g in _compare(runs, gru, lstm):
-            parts.append(_score_part(f"{label}, {_where(g)}: gru - lstm", est, g, stats.non_inferior,
-                                     f"{label}, {task}: gru - lstm"))
-    return _verdict("S4", CLAIMS["S4"][0], parts, _scope(runs[lstm | gru_equal | gru_sized]))
+    for lstm_name, lstm in lstms(runs):
+        variant = runs.variant[lstm].iloc[0]  # 'flag=value,...': the same count where only starting values change
+        same_count = all(item.split("=")[0] in INIT_FLAGS for item in variant.split(",") if item)
+        for label, gru in [("equal H", gru_equal), *([("equal params", gru_sized)] if same_count else [])]:
+            for task, est, g in _compare(runs, gru, lstm):
+                parts.append(_score_part(f"{label}, {_where(g)}: gru - {lstm_name}", est, g, stats.non_inferior,
+                                         f"{label}, {task}: gru - {lstm_name}"))
+        used.append(runs[lstm])
+    return _verdict("S4", CLAIMS["S4"][0], parts, _scope(pd.concat([*used, runs[gru_equal | gru_sized]])))
 
 
 def s5(runs, tables):
@@ -326,18 +377,22 @@ def s5(runs, tables):
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
             where.append(f"{impl} {key[2]}")
     train = runs[runs.training & runs.solved_threshold.notna()]
-    p = stats.pairs(train, standard(train, "gru"), standard(train, "lstm"))
-    for task, g in p.groupby("task"):
-        solved = [g[f"solved_{s}"].astype(bool) for s in "ab"]
-        first = stats.first_to_solve(g.steps_to_solve_a, solved[0], g.steps_to_solve_b, solved[1], g.seed)
-        medians = [stats.median_to_solve(g[f"steps_to_solve_{s}"], ok) for s, ok in zip("ab", solved)]
-        seconds = [g[f"seconds_to_solve_{s}"].astype(float).median() for s in "ab"]
-        shown = ", ".join(f"{name} {'not reached' if math.isinf(m) else f'{m:.0f}'} ({sec:.1f} s)"
-                          for name, m, sec in zip(("gru", "lstm"), medians, seconds))
-        parts.append((f"{_where(g)}: first to solve, gru vs lstm; median steps to solve {shown}",
-                      first.text("gru", "lstm"), stats.greater(first, 0.0), f"{task}: first to solve"))
-        where.append(f"training on {task}")
-    verdict = _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat([runs[runs.run_id.isin(tp.run_id)], train])))
+    used = [runs[runs.run_id.isin(tp.run_id)]]
+    for lstm_name, lstm in lstms(train):
+        p = stats.pairs(train, standard(train, "gru"), lstm)
+        used.append(train[lstm | standard(train, "gru")])
+        for task, g in p.groupby("task"):
+            solved = [g[f"solved_{s}"].astype(bool) for s in "ab"]
+            first = stats.first_to_solve(g.steps_to_solve_a, solved[0], g.steps_to_solve_b, solved[1], g.seed)
+            medians = [stats.median_to_solve(g[f"steps_to_solve_{s}"], ok) for s, ok in zip("ab", solved)]
+            seconds = [g[f"seconds_to_solve_{s}"].astype(float).median() for s in "ab"]
+            shown = ", ".join(f"{n} {'not reached' if math.isinf(m) else f'{m:.0f}'} ({sec:.1f} s)"
+                              for n, m, sec in zip(("gru", lstm_name), medians, seconds))
+            parts.append((f"{_where(g)}: first to solve, gru vs {lstm_name}; median steps to solve {shown}",
+                          first.text("gru", lstm_name), stats.greater(first, 0.0),
+                          f"{task}: first to solve, gru vs {lstm_name}"))
+            where.append(f"training on {task}")
+    verdict = _verdict("S5", CLAIMS["S5"][0], parts, _scope(pd.concat(used)))
     if verdict.verdict.startswith("depends"):  # say on what, in words: per implementation, how many sizes each way
         by = verdict.parts.assign(where=where).groupby("where", sort=False).verdict
         verdict.verdict = "depends on implementation and size: " + "; ".join(
@@ -346,17 +401,26 @@ def s5(runs, tables):
 
 
 def ablation_pairs(runs: pd.DataFrame) -> pd.DataFrame:
-    """One row per ablated training run and its standard cell's run of the same seed and setting:
-    cell (the ablated cell's name), family, variant, task, seq_len, seed, effect (score of the
-    ablated minus score of the standard cell: score_a - score_b), and each side's columns (_a, _b)."""
+    """One row per training run of an ablation (a cell that differs from another in one flag of
+    ABLATIONS) and its base's run of the same seed and setting: cell (the ablated cell's name),
+    family, variant, ablation (the flag=value), base (the base cell's name: claims.name), task,
+    seq_len, seed, effect (score of the ablated minus score of the base: score_a - score_b), and
+    each side's columns (_a, _b)."""
     train = runs[runs.training & ~runs.sized]
     frames = []
     for (family, var), _ in train[train.variant != ""].groupby(["family", "variant"]):
-        p = stats.pairs(train, (train.family == family) & (train.variant == var), standard(train, family))
-        frames.append(p.assign(cell=p.cell_a, family=family, variant=var, effect=p.score_a - p.score_b,
-                               device_name=p.device_name_a))
-    columns = ["cell", "family", "variant", "task", "seq_len", "seed", "effect", "device", "impl", "dtype",
-               "device_name", *(f"{c}_{s}" for c in ("score", "score_max", "learned", "margin", "scale") for s in "ab")]
+        items = var.split(",")
+        removed = [item for item in items if item in ABLATIONS]
+        if len(removed) != 1:
+            continue
+        base = ",".join(item for item in items if item != removed[0])
+        p = stats.pairs(train, (train.family == family) & (train.variant == var),
+                        (train.family == family) & (train.variant == base))
+        frames.append(p.assign(cell=p.cell_a, family=family, variant=var, ablation=removed[0],
+                               base=name(family, base), effect=p.score_a - p.score_b, device_name=p.device_name_a))
+    columns = ["cell", "family", "variant", "ablation", "base", "task", "seq_len", "seed", "effect", "device", "impl",
+               "dtype", "device_name",
+               *(f"{c}_{s}" for c in ("score", "score_max", "learned", "margin", "scale") for s in "ab")]
     frames = [f[columns] for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True).dropna(subset=["effect"]) if frames else pd.DataFrame(columns=columns)
 
@@ -368,28 +432,32 @@ def _per_task(pairs: pd.DataFrame, sign: int):
 
 def s6(runs, tables):
     """The tie costs nothing: GRU minus untied GRU (tied_gates=False), and CIFG LSTM
-    (coupled_gates=True) minus LSTM, score paired by seed, one part per pair of cells and task,
-    lengths pooled; each part tested for non-inferiority within the scale's margin, as in S4."""
+    (coupled_gates=True) minus its LSTM (torch's, or Greff et al.'s vanilla LSTM for theirs),
+    score paired by seed, one part per pair of cells and task, lengths pooled; each part tested
+    for non-inferiority within the scale's margin, as in S4."""
     ablated = ablation_pairs(runs)
-    parts, used = [], ablated[ablated.variant.isin(["tied_gates=False", "coupled_gates=True"])]
-    for var, label, sign in (("tied_gates=False", "gru - untied gru", -1), ("coupled_gates=True", "cifg lstm - lstm", 1)):
-        for task, est, g in _per_task(used[used.variant == var], sign):
+    used = ablated[ablated.ablation.isin(["tied_gates=False", "coupled_gates=True"])]
+    parts = []
+    for (ablation, base), pairs in used.groupby(["ablation", "base"], sort=False):
+        label, sign = ("gru - untied gru", -1) if ablation == "tied_gates=False" else (f"cifg {base} - {base}", 1)
+        for task, est, g in _per_task(pairs, sign):
             parts.append(_score_part(f"{_where(g)}: {label}", est, g, stats.non_inferior, f"{task}: {label}"))
     return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))
 
 
 def s7(runs, tables):
     """Each gate matters: for each cell with one gate removed (input_gate, forget_gate,
-    output_gate, reset_gate or update_gate False), its standard cell minus it, score paired by
-    seed, one part per removed gate and task, lengths pooled. A part is supported when the
-    standard cell is better (stats.greater, the scale's margin), not supported when the interval
-    lies below the margin, inconclusive otherwise; the claim combines its parts."""
+    output_gate, reset_gate or update_gate False), the cell it was removed from (the standard
+    cell, or Greff et al.'s vanilla LSTM for theirs) minus it, score paired by seed, one part per
+    removed gate, base cell and task, lengths pooled. A part is supported when the base cell is
+    better (stats.greater, the scale's margin), not supported when the interval lies below the
+    margin, inconclusive otherwise; the claim combines its parts."""
     ablated = ablation_pairs(runs)
-    used = ablated[ablated.variant.isin([f"{gate}=False" for gate in GATES])]
+    used = ablated[ablated.ablation.isin([f"{gate}=False" for gate in GATES])]
     parts = []
-    for (family, var), pairs in used.groupby(["family", "variant"], sort=False):
+    for (base, ablation), pairs in used.groupby(["base", "ablation"], sort=False):
         for task, est, g in _per_task(pairs, -1):
-            gate = f"{family} - {family} without {var.split('=')[0]}"
+            gate = f"{base} - {base} without {ablation.split('=')[0]}"
             parts.append(_score_part(f"{_where(g)}: {gate}", est, g, stats.greater, f"{task}: {gate}"))
     return _verdict("S7", CLAIMS["S7"][0], parts, _scope(used))
 

@@ -19,17 +19,18 @@ sns.set_theme(style="whitegrid", context="paper")
 
 
 def _standard_training(runs):
-    return runs[runs.training & claims.standard(runs)]
+    """The training runs of the cells the ledger compares (claims.reference), named in `name`."""
+    return runs[runs.training & claims.reference(runs)]
 
 
 def accuracy_vs_length(runs, tables):
-    """Score (0 = chance; each task's scale, tasks.SCALES) against sequence length, per standard
-    cell and task."""
+    """Score (0 = chance; each task's scale, tasks.SCALES) against sequence length, per cell the
+    ledger compares and task."""
     data = _standard_training(runs).dropna(subset=["score"])
     if data.seq_len.nunique() < 2:
         return None
     data = data.assign(task=data.task + " (" + data.scale + ")")
-    grid = sns.relplot(data=data, x="seq_len", y="score", hue="family", col="task", kind="line", marker="o",
+    grid = sns.relplot(data=data, x="seq_len", y="score", hue="name", col="task", kind="line", marker="o",
                        errorbar=CI, seed=0, height=3, aspect=1.2, facet_kws={"sharex": False, "sharey": False})
     grid.set(xscale="log")
     grid.set_titles("{col_name}")
@@ -38,13 +39,13 @@ def accuracy_vs_length(runs, tables):
 
 
 def gradient_profile(runs, tables):
-    """‖∂L/∂h_t‖ over t (layer 0), at initialisation and after training, for the standard cells at
-    each task's longest length; per-example gradients averaged over the probe batch."""
+    """‖∂L/∂h_t‖ over t (layer 0), at initialisation and after training, for the cells the ledger
+    compares at each task's longest length; per-example gradients averaged over the probe batch."""
     p = tables["profiles"]
     p = p[(p.quantity == "dL/dh") & (p.layer == 0)]
     std = _standard_training(runs)
     longest = std.groupby("task").seq_len.transform("max")
-    p = p.merge(std[std.seq_len == longest][["run_id", "family", "task", "seq_len", "steps"]], on="run_id")
+    p = p.merge(std[std.seq_len == longest][["run_id", "name", "task", "seq_len", "steps"]], on="run_id")
     if p.empty:
         return None
     last = p.groupby("run_id").step.transform("max")
@@ -52,7 +53,7 @@ def gradient_profile(runs, tables):
         when=lambda d: np.where(d.step == 0, "at initialisation", "trained"),
         task_T=lambda d: d.task + " T=" + d.seq_len.astype(str),
         value=lambda d: d.value.where(d.value > 0))  # a log axis: a value that underflowed is not drawn
-    grid = sns.relplot(data=p, x="t", y="value", hue="family", col="when", row="task_T", kind="line",
+    grid = sns.relplot(data=p, x="t", y="value", hue="name", col="when", row="task_T", kind="line",
                        errorbar=CI, seed=0, height=2.8, aspect=1.4, facet_kws={"sharex": False})
     grid.set(yscale="log")
     grid.set_titles("{row_name}, {col_name}")
@@ -61,16 +62,16 @@ def gradient_profile(runs, tables):
 
 
 def step_change(runs, tables):
-    """Mean relative step change ‖s_t - s_t-1‖ / ‖s_t-1‖ of h and (LSTM) c on the test set after
-    training, per standard cell, task and length."""
+    """Mean relative step change ‖s_t - s_t-1‖ / ‖s_t-1‖ of h and (LSTM) c on the validation set
+    after training, per cell the ledger compares, task and length."""
     m = tables["metrics"]
     m = m[m.metric.isin(["step_change_h", "step_change_c"]) & (m.layer == 0)]
     std = _standard_training(runs)
-    m = m.merge(std[["run_id", "family", "task", "seq_len", "steps"]], on="run_id")
+    m = m.merge(std[["run_id", "name", "task", "seq_len", "steps"]], on="run_id")
     m = m[m.step == m.steps]
     if m.empty:
         return None
-    m = m.assign(state=m.metric.str.removeprefix("step_change_"), cell=m.family + " T=" + m.seq_len.astype(str))
+    m = m.assign(state=m.metric.str.removeprefix("step_change_"), cell=m.name + " T=" + m.seq_len.astype(str))
     grid = sns.catplot(data=m, x="cell", y="value", hue="state", col="task", kind="bar", errorbar=CI, seed=0,
                        height=3, aspect=1.4, sharex=False)
     grid.set_axis_labels("", "relative step change")
@@ -101,17 +102,19 @@ def throughput(runs, tables):
 
 
 def ablations(runs, tables):
-    """Each ablation's score minus its standard cell's, paired by seed, per task and length."""
+    """Each ablation's score minus its base cell's (claims.ablation_pairs), paired by seed, per task
+    and length."""
     effects = claims.ablation_pairs(runs)
     if effects.empty:
         return None
-    effects = effects.assign(where=effects.task + " T=" + effects.seq_len.astype(str))
-    grid = sns.catplot(data=effects, y="cell", x="effect", col="where", kind="point", errorbar=CI, seed=0,
-                       linestyle="none", height=max(2.5, 0.35 * effects.cell.nunique()), aspect=1.0,
+    effects = effects.assign(where=effects.task + " T=" + effects.seq_len.astype(str),
+                             ablated=effects.base + " " + effects.ablation)
+    grid = sns.catplot(data=effects, y="ablated", x="effect", col="where", kind="point", errorbar=CI, seed=0,
+                       linestyle="none", height=max(2.5, 0.35 * effects.ablated.nunique()), aspect=1.0,
                        sharey=False)
     for ax in grid.axes.flat:
         ax.axvline(0, color="0.3", lw=1)
-    grid.set_axis_labels("score minus the standard cell's", "")
+    grid.set_axis_labels("score minus the base cell's", "")
     grid.set_titles("{col_name}")
     return grid.figure
 

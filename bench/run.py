@@ -116,8 +116,8 @@ def plan(cfg: DictConfig) -> Plan:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
     check_memory(cfg, task, cell, backend)
     if cfg.mode == "train" and cfg.train.lr == selection.BEST:  # the recorded grid's choice: in the id, record, run
-        setting = {k: v for k, v in flat(computed(config)).items() if k not in ("config.seed", *selection.TUNED)}
-        cfg.train.lr = config["train"]["lr"] = selection.best(setting, recorded(cfg.results_dir))
+        free = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED["train"]))
+        cfg.train.lr = config["train"]["lr"] = selection.best(flat(config), recorded(cfg.results_dir), free)
     identity = computed(config) | {"task_version": task.version}
     return Plan(task, cell, cell_config, backend, config, results.run_id(identity), cfg.cell.hidden_size)
 

@@ -100,16 +100,23 @@ def summary(table: pd.DataFrame) -> str:
 BEST = "best"  # train.lr=best: the value the recorded trials of the run's setting chose
 
 
-def best(setting: dict, recorded: pd.DataFrame, key: str = "config.train.lr"):
-    """The value of `key` that the trials recorded for a setting chose (select's rule), for
-    `train.lr=best`: a grid runs on a few seeds, then more seeds at each cell's choice.
-    setting: the recorded config columns ('config.*') a run of the setting has, all but the seed
-    and the tuned keys; recorded: its results_dir's runs, annotated (claims.annotate). ValueError,
-    naming what to run first, where no trial of the setting is recorded."""
+def best(config: dict, recorded: pd.DataFrame, free: tuple = (), key: str = "config.train.lr"):
+    """The value of `key` that the trials recorded for a run's setting chose (select's rule), for
+    `train.lr=best`: a grid runs on a few seeds, then more seeds at each cell's choice. config:
+    the run's config as the runs table records it ('config.*' columns); its setting's runs are
+    those recorded with the same value in every 'config.*' column (missing where config has none)
+    but the seed, the tuned keys and the columns under `free` (prefixes: what the run does not
+    compute). recorded: its results_dir's runs, annotated (claims.annotate). ValueError, naming
+    what to run first, where no trial of the setting is recorded."""
+    free = ("config.seed", *TUNED, *free)
+    columns = {k for k in [*config, *recorded.columns] if k.startswith("config.")
+               and not any(k == f or k.startswith(f + ".") for f in free)}
     same = pd.Series(True, index=recorded.index)
-    for k, v in setting.items():
+    for k in columns:
+        v = config.get(k)
         column = recorded[k] if k in recorded else pd.Series(None, index=recorded.index, dtype=object)
-        same &= column.map(lambda x, v=v: pd.isna(x) if v is None else x == v).astype(bool)
+        missing = v is None or (isinstance(v, float) and v != v)
+        same &= column.map(lambda x, v=v, missing=missing: pd.isna(x) if missing else x == v).astype(bool)
     table = trials(recorded[same])
     if table.empty:
         raise ValueError(f"{key.removeprefix('config.')}=best: no trial of this setting is recorded in results_dir; "

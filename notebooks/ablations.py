@@ -18,15 +18,15 @@ runs = selection.select(claims.annotate(tables["runs"]))  # each cell at its bes
 
 # %% [markdown]
 # ## Effect of each ablation on the score
-# Ablated minus standard score (`bench.tasks.SCALES`), per task and length; negative: the
-# ablation hurts.
+# Ablated minus base score (`bench.tasks.SCALES`; the base is the cell without the ablation's
+# flag), per task and length; negative: the ablation hurts.
 
 # %%
 effects = claims.ablation_pairs(runs)
 rows = []
-for (cell, variant, task, seq_len), g in effects.groupby(["cell", "variant", "task", "seq_len"]):
+for (base, ablation, task, seq_len), g in effects.groupby(["base", "ablation", "task", "seq_len"]):
     est = stats.mean_diff(g.effect, g.seed)
-    rows.append({"cell": cell, "flags": variant, "task": task, "T": seq_len, "effect": est.mean,
+    rows.append({"base": base, "ablation": ablation, "task": task, "T": seq_len, "effect": est.mean,
                  "ci_lo": est.lo, "ci_hi": est.hi, "seeds": est.n})
 pd.DataFrame(rows).round(3) if rows else "no ablated runs"
 

@@ -63,3 +63,31 @@ def test_the_slurm_launcher_config_composes_onto_submitit():
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher") and launcher.partition == "cpu"
     assert launcher.cpus_per_task == 1 and launcher.timeout_min == 120
+
+
+@pytest.mark.slow
+def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
+    """`make reproduce-full`'s three steps on fewer seeds, steps and sizes: the grid (seed 0), each
+    cell at its grid's choice (train.lr=best, seed 1), the throughput cases over two sizes; then
+    the report, where every claim has parts and the parts name the LSTM they read."""
+    from bench import claims, report
+    shrink = [*SHRINK, "train.n_test=16", "train.profile_every=1", f"results_dir={tmp_path}"]
+    training = ["experiment=claims_full", "case_full=glob(*,exclude=*-throughput-*)"]
+    steps = [[*training, "seed=0"], [*training, "train.lr=best", "seed=1"],
+             ["experiment=claims_full", "case_full=glob(*-throughput-*)", "cell.hidden_size=4,8", "seed=0,1"]]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        for step in steps:
+            for job in run.jobs(step, multirun=True):
+                overrides = [*shrink, *job]  # the job's sizes win over SHRINK's
+                choices = compose("config", overrides=overrides, return_hydra_config=True).hydra.runtime.choices
+                assert run.execute(compose("config", overrides=overrides), dict(choices)) == "ok"
+    runs = claims.annotate(load_tables(tmp_path)["runs"])
+    assert runs.groupby("seed").size().to_dict() == {0: 78 + 8, 1: 39 + 8}  # 39 cases x 2 rates; 4 timed x 2 sizes
+    path, verdicts, _ = report.write(tmp_path)
+    assert [v.id for v in verdicts] == [f"S{i}" for i in range(1, 8)] and all(len(v.parts) for v in verdicts)
+    keys = {k for v in verdicts for k in v.parts.key}
+    for lstm in ("lstm", "lstm_fb1", "lstm_peephole"):
+        assert f"equal H, adding: gru - {lstm}" in keys
+    assert "adding: lstm_peephole - lstm_peephole without forget_gate" in keys
+    assert "counting: cifg lstm_peephole - lstm_peephole" in keys
+    assert "## The literature beside each verdict" in path.read_text()

@@ -110,6 +110,47 @@ def test_s4_pairs_param_matched_grus_with_the_lstm_they_match():
     assert v.verdict == NOT and v.parts.part.str.startswith("equal params").all()
 
 
+def test_parts_name_the_lstm_they_read():
+    """Three LSTMs (claims.LSTMS): each gets its own S4 parts; the GRU sized to the standard
+    LSTM's count meets those whose flags change only starting values, not the peephole LSTM."""
+    at = dict(requested_hidden_size=32)
+    lstm = [dict(r, **at) for r in runs_of("lstm", [2.12, 2.48, 2.36])]
+    fb1 = [dict(r, **at) for r in runs_of("lstm_fb1", [2.1, 2.5, 2.3], family="lstm", forget_bias=1.0)]
+    peep = [dict(r, **at) for r in runs_of("lstm_peephole", [2.2, 2.4, 2.3], family="lstm", peepholes=True)]
+    gru = [dict(r, **at) for r in runs_of("gru", [2.0, 2.6, 2.3])]
+    sized = [dict(r, hidden_size=37, **at, **{"config.param_match": "lstm"})
+             for r in runs_of("gru_matched", [2.0, 2.6, 2.3], family="gru")]
+    (v,) = [v for v in claims.judge(tables(lstm, fb1, peep, gru, sized)) if v.id == "S4"]
+    assert sorted(v.parts.key) == ["equal H, adding: gru - lstm", "equal H, adding: gru - lstm_fb1",
+                                   "equal H, adding: gru - lstm_peephole", "equal params, adding: gru - lstm",
+                                   "equal params, adding: gru - lstm_fb1"]
+    assert v.parts.part.str.contains("gru - lstm_fb1 (log_loss)", regex=False).any()
+
+
+def test_s1_reads_each_lstm_run_at_every_length_the_rnn_was():
+    t = tables(*(runs_of("lstm", [3.0] * 3, seq_len=n) for n in (10, 30)),
+               *(runs_of("rnn", s, seq_len=n) for n, s in ((10, [3.0] * 3), (30, [0.1] * 3))),
+               runs_of("lstm_fb1", [3.0] * 3, seq_len=30, family="lstm", forget_bias=1.0))
+    (v,) = [v for v in claims.judge(t) if v.id == "S1"]
+    assert set(v.parts.key) == {"adding: lstm - rnn score where only it solves", "adding: solved at the lstm's longest"}
+
+
+def test_ablations_pair_with_the_cell_without_their_flag():
+    """Torch's LSTM and Greff et al.'s vanilla LSTM (peepholes) each lose their input gate: each
+    ablation is paired with its own base; a cell with two ablations is no one's ablation."""
+    t = tables(runs_of("lstm", [3.0, 3.1, 2.9]), runs_of("lstm_nig", [1.0, 1.1, 0.9], family="lstm", input_gate=False),
+               runs_of("lstm_peephole", [3.0, 3.1, 2.9], family="lstm", peepholes=True),
+               runs_of("lstm_peephole_nig", [3.0, 3.05, 2.95], family="lstm", peepholes=True, input_gate=False),
+               runs_of("lstm_nig_cifg", [1.0] * 3, family="lstm", input_gate=False, coupled_gates=True))
+    effects = claims.ablation_pairs(claims.annotate(t["runs"]))
+    assert sorted(set(zip(effects.base, effects.ablation))) == [("lstm", "input_gate=False"),
+                                                              ("lstm_peephole", "input_gate=False")]
+    (v,) = [v for v in claims.judge(t) if v.id == "S7"]
+    assert v.verdict == ("depends: supported for [adding T=30, 3 seeds: lstm - lstm without input_gate (log_loss)]; "
+                         "not supported for [adding T=30, 3 seeds: lstm_peephole - lstm_peephole without input_gate "
+                         "(log_loss)]")
+
+
 def test_s4_with_two_seeds_is_inconclusive():
     assert verdict("S4", tables(runs_of("gru", [2.0, 2.0]), runs_of("lstm", [2.0, 2.0]))) == INCONCLUSIVE
 
@@ -152,8 +193,8 @@ def test_s2_also_reads_the_slowest_units_of_c():
              "value": v * (1 + 0.02 * seed), "layer": 0}
             for seed in range(3) for m, v in (("step_change_c_slow", 0.01), ("time_constant_slow", 40.0))]
     (v,) = [v for v in claims.judge(tables(lstm, metrics=step_changes(0.1, 0.1) + slow)) if v.id == "S2"]
-    assert v.verdict.startswith("depends: not supported for [h / c step change (adding T=30)]; supported for "
-                                "[h / c step change, c's slowest quarter of units")
+    assert v.verdict.startswith("depends: not supported for [lstm: h / c step change (adding T=30)]; supported for "
+                                "[lstm: h / c step change, c's slowest quarter of units")
     assert "slowest quarter of units (median time constant 40.8 steps): x9.90" in v.evidence
 
 

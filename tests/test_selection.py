@@ -99,6 +99,23 @@ def test_train_lr_best_runs_more_seeds_at_the_grids_choice(cli):
     assert sorted(kept.seed) == [0, 1, 2, 3] and set(kept["config.train.lr"]) == {chosen}
 
 
+def test_best_reads_the_trials_of_its_own_setting_only():
+    """A setting is the whole config but for seed and learning rate: the vanilla LSTM (peepholes)
+    and its ablation without input gate are two settings, although the ablation's config only
+    adds a key to the other's."""
+    def config(**cell):
+        return {"config.train.steps": 1000, "config.cell.peepholes": True,
+                **{f"config.cell.{k}": v for k, v in cell.items()}}
+    rows = [dict(r, **config()) for r in trial("lstm_peephole", [2.0] * 3, 1e-3, family="lstm", peepholes=True)
+            + trial("lstm_peephole", [1.0] * 3, 1e-2, family="lstm", peepholes=True)]
+    rows += [dict(r, **config(input_gate=False)) for r in trial("lstm_peephole", [1.0] * 3, 1e-3, family="lstm",
+                                                                 peepholes=True, input_gate=False)
+             + trial("lstm_peephole", [2.0] * 3, 1e-2, family="lstm", peepholes=True, input_gate=False)]
+    runs = claims.annotate(pd.DataFrame(rows))
+    assert selection.best(config(), runs) == 1e-3
+    assert selection.best(config(input_gate=False), runs) == 1e-2
+
+
 def test_train_lr_best_without_a_recorded_grid_is_one_line(cli):
     code, out, err = cli("train.lr=best")
     assert code == 2 and err.strip() == ("rnnbench: error: train.lr=best: no trial of this setting is recorded in "
