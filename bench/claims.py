@@ -26,7 +26,8 @@ NEEDED = ["cell_class", "mode", "metric", "final_value", "chance", "scale", "sco
 GATES = ("input_gate", "forget_gate", "output_gate", "reset_gate", "update_gate")
 # An ablation changes one flag of a cell (claims.variant's 'flag=value'); its base is the same cell
 # without that change (the standard cell, or Greff et al.'s vanilla LSTM for its own ablations).
-ABLATIONS = (*(f"{gate}=False" for gate in GATES), "tied_gates=False", "coupled_gates=True")
+ABLATIONS = (*(f"{gate}=False" for gate in GATES), "tied_gates=False", "coupled_gates=True", "minimal=True",
+             "reset_after=False", "input_activation=identity", "output_activation=identity")
 # The LSTMs a part may read, by variant: torch's init, forget-gate bias 1 (Jozefowicz et al.
 # 2015) and Greff et al. 2017's vanilla LSTM (peepholes), named as their configs in conf/cell/.
 # A part that reads an LSTM names it; a comparison is made with each of them that has runs.
@@ -439,7 +440,8 @@ def s6(runs, tables):
     used = ablated[ablated.ablation.isin(["tied_gates=False", "coupled_gates=True"])]
     parts = []
     for (ablation, base), pairs in used.groupby(["ablation", "base"], sort=False):
-        label, sign = ("gru - untied gru", -1) if ablation == "tied_gates=False" else (f"cifg {base} - {base}", 1)
+        untie = ablation == "tied_gates=False"
+        label, sign = (f"{base} - untied {base}", -1) if untie else (f"cifg {base} - {base}", 1)
         for task, est, g in _per_task(pairs, sign):
             parts.append(_score_part(f"{_where(g)}: {label}", est, g, stats.non_inferior, f"{task}: {label}"))
     return _verdict("S6", CLAIMS["S6"][0], parts, _scope(used))

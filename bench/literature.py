@@ -39,7 +39,7 @@ FINDINGS = [
             "the LSTM learns to count (a^n b^n far beyond the training n); the GRU does not",
             stats.NOT_SUPPORTED,
             "they train on n < 100 and test far beyond it; we train on n <= 10 at hidden size 32 and test to 4 n_max"),
-    Finding("S4", r"gru - lstm_fb1",
+    Finding("S4", r"adding: gru - lstm_fb1$",
             "Jozefowicz, Zaremba & Sutskever 2015 (abstract)",
             "a forget-gate bias of 1 closes the gap between the LSTM and the GRU",
             stats.SUPPORTED,

@@ -58,10 +58,11 @@ def parameters(runs) -> pd.DataFrame:
 
 
 def accuracy(runs) -> pd.DataFrame:
-    """Final test metric per cell, task and length: mean and sd over seeds, skill, score, solved."""
+    """Final test metric per cell (its config's name and the flags it changes), task and length:
+    mean and sd over seeds, skill, score, solved."""
     train = runs[runs.training].assign(final=lambda r: r.final_value.astype(float),
                                        solved_runs=lambda r: r.solved.astype(float))
-    table = train.groupby(["task", "seq_len", "cell", "hidden_size", "metric"], dropna=False).agg(
+    table = train.groupby(["task", "seq_len", "cell", "variant", "hidden_size", "metric"], dropna=False).agg(
         chance=("chance", "first"), mean=("final", "mean"), sd=("final", "std"), skill=("skill", "mean"),
         score=("score", "mean"), score_sd=("score", "std"),
         seeds=("seed", "nunique"), solved=("solved_runs", "sum"))
@@ -69,11 +70,12 @@ def accuracy(runs) -> pd.DataFrame:
 
 
 def solving(runs) -> pd.DataFrame:
-    """Steps and seconds to reach the solved threshold (solved runs only), per cell, task, length."""
+    """Steps and seconds to reach the solved threshold (solved runs only), per cell (name and
+    flags), task, length."""
     train = runs[runs.training & runs.solved_threshold.notna()].copy()
     for col in ("steps_to_solve", "seconds_to_solve"):
         train[col] = train[col].astype(float)
-    table = train.groupby(["task", "seq_len", "cell", "hidden_size"]).agg(
+    table = train.groupby(["task", "seq_len", "cell", "variant", "hidden_size"]).agg(
         solved=("solved", "sum"), seeds=("seed", "nunique"), budget=("config.train.steps", "max"),
         median_steps=("steps_to_solve", "median"), median_seconds=("seconds_to_solve", "median"))
     return table.reset_index()

@@ -121,7 +121,13 @@ def best(config: dict, recorded: pd.DataFrame, free: tuple = (), key: str = "con
     if table.empty:
         raise ValueError(f"{key.removeprefix('config.')}=best: no trial of this setting is recorded in results_dir; "
                          "allowed: a number, or best once a grid has run there (e.g. train.lr=0.003,0.01)")
-    return table.loc[table.chosen, key].item()
+    chosen = table[table.chosen]
+    if len(chosen) > 1:  # the recorded runs differ in a key of the setting that the config does not set
+        differ = [c for c in chosen.columns if c not in (key, "seeds", "compared_on", "valid_score", "trials")
+                  and chosen[c].nunique(dropna=False) > 1]
+        raise ValueError(f"{key.removeprefix('config.')}=best: the recorded trials of this setting differ in "
+                         f"{', '.join(differ)}; allowed: best where they agree, else a number")
+    return chosen[key].item()
 
 
 def _order(value) -> tuple:

@@ -39,9 +39,9 @@ figures.ablations(runs, tables);
 # evaluation, layer 0. A gate stuck near 0 or 1 acts as a constant.
 
 # %%
-m = tables["metrics"].merge(runs[["run_id", "cell", "task", "seq_len", "steps"]], on="run_id")
+m = tables["metrics"].merge(runs[["run_id", "name", "task", "seq_len", "steps"]], on="run_id")
 gates = m[m.metric.isin(["gate_mean", "gate_saturated"]) & (m.step == m.steps) & (m.layer == 0)]
-gates.pivot_table(index=["task", "seq_len", "cell", "gate"], columns="metric", values="value").round(3)
+gates.pivot_table(index=["task", "seq_len", "name", "gate"], columns="metric", values="value").round(3)
 
 # %% [markdown]
 # ## Steps to solve per ablation

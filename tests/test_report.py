@@ -141,9 +141,11 @@ def test_ablations_pair_with_the_cell_without_their_flag():
     t = tables(runs_of("lstm", [3.0, 3.1, 2.9]), runs_of("lstm_nig", [1.0, 1.1, 0.9], family="lstm", input_gate=False),
                runs_of("lstm_peephole", [3.0, 3.1, 2.9], family="lstm", peepholes=True),
                runs_of("lstm_peephole_nig", [3.0, 3.05, 2.95], family="lstm", peepholes=True, input_gate=False),
-               runs_of("lstm_nig_cifg", [1.0] * 3, family="lstm", input_gate=False, coupled_gates=True))
+               runs_of("lstm_nig_cifg", [1.0] * 3, family="lstm", input_gate=False, coupled_gates=True),
+               runs_of("lstm_niaf", [2.0] * 3, family="lstm", input_activation="identity"))
     effects = claims.ablation_pairs(claims.annotate(t["runs"]))
-    assert sorted(set(zip(effects.base, effects.ablation))) == [("lstm", "input_gate=False"),
+    assert sorted(set(zip(effects.base, effects.ablation))) == [("lstm", "input_activation=identity"),
+                                                              ("lstm", "input_gate=False"),
                                                               ("lstm_peephole", "input_gate=False")]
     (v,) = [v for v in claims.judge(t) if v.id == "S7"]
     assert v.verdict == ("depends: supported for [adding T=30, 3 seeds: lstm - lstm without input_gate (log_loss)]; "

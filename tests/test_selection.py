@@ -1,6 +1,7 @@
 """Equal tuning (bench.selection): each cell at its best trial on validation, pairs between the
 chosen runs, the test set out of the choice, and the report's statement of the grid."""
 import pandas as pd
+import pytest
 
 from bench import claims, selection, stats
 
@@ -114,6 +115,13 @@ def test_best_reads_the_trials_of_its_own_setting_only():
     runs = claims.annotate(pd.DataFrame(rows))
     assert selection.best(config(), runs) == 1e-3
     assert selection.best(config(input_gate=False), runs) == 1e-2
+
+
+def test_best_refuses_trials_that_differ_in_what_the_config_does_not_set():
+    rows = trial("lstm", [2.0] * 3, 1e-3) + [dict(r, run_id=r["run_id"] + "-gpu", device="cuda")
+                                             for r in trial("lstm", [1.0] * 3, 1e-3)]
+    with pytest.raises(ValueError, match=r"^train.lr=best: the recorded trials of this setting differ in device;"):
+        selection.best({"config.train.steps": 1000}, claims.annotate(pd.DataFrame(rows)))
 
 
 def test_train_lr_best_without_a_recorded_grid_is_one_line(cli):
