@@ -82,7 +82,7 @@ def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
                 choices = compose("config", overrides=overrides, return_hydra_config=True).hydra.runtime.choices
                 assert run.execute(compose("config", overrides=overrides), dict(choices)) == "ok"
     runs = claims.annotate(load_tables(tmp_path)["runs"])
-    assert runs.groupby("seed").size().to_dict() == {0: 78 + 8, 1: 39 + 8}  # 39 cases x 2 rates; 4 timed x 2 sizes
+    assert runs.groupby("seed").size().to_dict() == {0: 117 + 8, 1: 39 + 8}  # 39 cases x 3 rates; 4 timed x 2 sizes
     path, verdicts, _ = report.write(tmp_path)
     assert [v.id for v in verdicts] == [f"S{i}" for i in range(1, 8)] and all(len(v.parts) for v in verdicts)
     keys = {k for v in verdicts for k in v.parts.key}
