@@ -194,11 +194,6 @@ class Backend:
         return (torch.autocast(self.device, dtype=cast, cache_enabled=self.impl != "graph") if cast is not None
                 else contextlib.nullcontext())
 
-    @property
-    def native(self) -> str:
-        """A record's `native`: the cells whose time loops run compiled on this backend ('' for none)."""
-        return cells.native.in_use() if runs_compiled_loops(self.impl, self.device, self.dtype) else ""
-
     def apply(self) -> None:
         """Process-wide settings a run needs: the CPU thread count; subnormal floats flushed to
         zero or not, on every CPU thread (gradients that vanish through time reach float32's
@@ -306,14 +301,6 @@ def git_commit() -> str | None:
     return (commit + ("+dirty" if dirty else "")) or None
 
 
-def runs_compiled_loops(impl: str, device: str, dtype: str) -> bool:
-    """Whether our LSTMs and GRUs run their compiled time loops (cells/native.py) on this backend,
-    where those are built: only 'loop' calls the cells' scans ('fused' runs torch's modules;
-    traces, torch.compile and autocast run the steps, as Recurrent._use_scan says), and the
-    compiled loops serve a CPU in float32 or float64. A record's `native` is '' elsewhere."""
-    return impl == "loop" and device == "cpu" and dtype in ("float32", "float64")
-
-
 def fingerprint(backend: Backend) -> dict:
     """The hardware and software a result was measured on."""
     cuda = backend.device == "cuda"
@@ -324,7 +311,6 @@ def fingerprint(backend: Backend) -> dict:
         "torch_version": torch.__version__,
         "onednn": bool(torch.backends.mkldnn.is_available() and torch.backends.mkldnn.enabled),
         "flush_denormal": cells.native.flushes_denormals(),  # as measured: False where the CPU cannot
-        "native": backend.native,
         "cudnn": torch.backends.cudnn.version() if cuda else None,
         "git_commit": git_commit(),
     }

@@ -49,8 +49,7 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     """Runs with their family (rnn, lstm, gru), variant ('' for the standard cell, else its flags
     that differ from the defaults), whether param_match resized them, whether they trained (not
     mode=throughput), their skill (shown) and score (compared; a diverged run's is 0, chance, a failed
-    run's NaN), their scale's margin, whether they learned their task (score above the margin), and
-    the cells whose loops ran compiled (native)."""
+    run's NaN), their scale's margin, and whether they learned their task (score above the margin)."""
     missing = [c for c in NEEDED if c not in runs]  # an empty table has the contract columns only
     runs = runs.reindex(columns=[*runs.columns, *missing])
     runs["training"] = runs["mode"].fillna("train") != "throughput"
@@ -64,7 +63,7 @@ def annotate(runs: pd.DataFrame) -> pd.DataFrame:
     runs["valid_score"] = stats.by_status(runs.valid_score.astype(float), runs.status)
     runs["margin"] = [tasks.SCALES[s].margin if s in tasks.SCALES else math.nan for s in runs.scale]
     runs["learned"] = runs.score > runs.margin
-    return costs.with_native(runs)
+    return runs
 
 
 def variant(row: dict, family: str) -> str:
@@ -362,18 +361,18 @@ def s5(runs, tables):
     steps to solve of each cell and median seconds are shown, not tested: parallel runs share
     the machine."""
     parts, where = [], []  # where: each part's implementation and device ('training' for steps to solve)
-    tp = tables["throughput"]
-    tp = tp[tp["pass"] == "forward_backward"].merge(
-        runs[["run_id", "family", "variant", "sized", "seed", "cell", "native"]], on="run_id")
+    tp = costs.with_path(tables)
+    tp = tp[tp["pass"] == "forward_backward"].drop(columns=["cell", "cell_class", "n_params"]).merge(
+        runs[["run_id", "family", "variant", "sized", "seed", "cell"]], on="run_id")
     tp = tp[standard(tp)]
-    keys = [*(k for k in costs.KEYS if k != "pass"), "seed"]  # impl, native, device, ..., hidden_size, seed
+    keys = [*(k for k in costs.KEYS if k != "pass"), "seed"]  # impl, path, device, ..., hidden_size, seed
     tp = tp.assign(time=costs.per_ref(tp).fillna(tp.seconds))
     wide = tp.pivot_table(index=keys, columns="family", values="time").reset_index()
     if {"gru", "lstm"} <= set(wide.columns):
         wide = wide.dropna(subset=["gru", "lstm"])
         for key, g in wide.groupby(keys[:-1]):
             est = stats.mean_diff(np.log(g.lstm / g.gru), g.seed)
-            impl = key[0] + (f" (compiled: {key[1].replace(',', ', ')})" if key[1] and key[0] == "loop" else "")
+            impl = key[0] + (f" ({key[1]})" if key[0] == "loop" and key[1] != "-" else "")  # ours: its path
             label = f"{impl} {key[2]} {key[3]}, T={key[5]} B={key[6]} I={key[7]} H={key[8]}: gru / lstm time"
             parts.append((label, _ratio(est, invert=True), stats.greater(est, SPEED_MARGIN)))
             where.append(f"{impl} {key[2]}")

@@ -7,27 +7,38 @@ import argparse
 import numpy as np
 import pandas as pd
 
-from .backends import runs_compiled_loops
 from .results import load_tables
 
-KEYS = ["impl", "native", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
+KEYS = ["impl", "path", "device", "dtype", "threads", "seq_len", "batch_size", "input_size", "hidden_size", "pass"]
 
 
-# `native` as records before the LSTM's compiled loops wrote it: a bool, True for the GRU's
+# `native` as records before 2026-11-28 wrote it: a bool, True for the GRU's compiled loops
 LEGACY_NATIVE = {True: "gru", False: ""}
 
 
-def with_native(runs: pd.DataFrame) -> pd.DataFrame:
-    """runs with `native` on every row: the cells whose CPU loops ran compiled, '' for none (and
-    for records from before the column); older records' bools read as LEGACY_NATIVE says, and
-    records from before 2026-11-28 named the machine's compiled loops on every CPU run, also
-    where the backend never runs them (fused, script, compile, bfloat16): '' there."""
-    if "native" not in runs:
-        return runs.assign(native="")
-    named = [LEGACY_NATIVE[bool(v)] if isinstance(v, (bool, np.bool_)) else "" if pd.isna(v) else str(v)
-             for v in runs["native"]]
-    ran = map(runs_compiled_loops, runs["impl"], runs["device"], runs["dtype"])
-    return runs.assign(native=[n if r else "" for n, r in zip(named, ran)])
+def with_path(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
+    """The throughput table with its runs' cell and parameter count, and `path` on every row: the
+    path each pass took (cells.accelerations), as recorded. Records from before 2026-12-06 have
+    none; their run's `native` named the cells whose CPU loops ran compiled (also on CPU runs that
+    never call them, before 2026-11-28): 'compiled' where it names the run's cell and the run was
+    ours ('loop') on a CPU in float32 or float64, else '-' (not recorded)."""
+    runs = tables["runs"]
+    tp = tables["throughput"].merge(runs[["run_id", "cell", "cell_class", "n_params", "native"]
+                                         if "native" in runs else ["run_id", "cell", "cell_class", "n_params"]],
+                                    on="run_id")
+    if "path" not in tp:
+        tp["path"] = None
+    legacy = [("compiled" if impl == "loop" and device == "cpu" and dtype in ("float32", "float64")
+               and str(cls).lower() in _named(native) else "-")
+              for impl, device, dtype, cls, native in zip(tp.impl, tp.device, tp.dtype, tp.cell_class,
+                                                          tp.get("native", [None] * len(tp)))]
+    return tp.assign(path=tp.path.where(tp.path.notna(), legacy)).drop(columns=["native"], errors="ignore")
+
+
+def _named(native) -> list[str]:
+    if isinstance(native, (bool, np.bool_)):
+        native = LEGACY_NATIVE[bool(native)]
+    return [] if native is None or pd.isna(native) else str(native).split(",")
 
 
 def per_ref(throughput: pd.DataFrame) -> pd.Series:
@@ -40,8 +51,7 @@ def gru_vs_lstm(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     multiply-add ratios GRU / LSTM (a time ratio below 1: the GRU is faster). `tables` as
     load_tables returns them. Each run's time counts relative to the yardstick timed in its
     own rounds (ref_seconds) where it has one, so that drift between runs cancels."""
-    tp = tables["throughput"].merge(with_native(tables["runs"])[["run_id", "cell", "n_params", "native"]],
-                                    on="run_id")
+    tp = with_path(tables)
     tp = tp[tp.cell.isin(["gru", "lstm"])].assign(relative=per_ref)
     if tp.cell.nunique() < 2:
         return pd.DataFrame(columns=KEYS + ["time_ratio", "params_ratio", "macs_ratio"])

@@ -10,6 +10,8 @@ from typing import Callable
 
 import torch
 
+from cells import accelerations
+
 
 def synchronize(device: str) -> None:
     if device == "cuda":
@@ -83,12 +85,13 @@ def saved_bytes(fn: Callable[[], object]) -> int:
 
 
 def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input_size: int,
-               repeats: int = 10, warmup: int = 3, reference: torch.nn.Module | None = None) -> list[dict]:
+               repeats: int = 10, warmup: int = 3, reference: torch.nn.Module | None = None,
+               ours=None) -> list[dict]:
     """Tokens (steps x examples) per second of `module` on random input (T, B, I): the forward
     pass alone (no autograd) and forward + backward (grads of a sum of the outputs). A
     `reference` module is timed in the same rounds (ref_seconds): a yardstick that the
     machine's drift moves as much as the module, so that times of different runs compare as
-    ratios to it."""
+    ratios to it. `ours`: our cell inside module, whose path each pass records (backends.ran)."""
     device = backend.device
     x = torch.randn(seq_len, batch, input_size, device=device, dtype=backend.torch_dtype)
 
@@ -121,8 +124,9 @@ def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input
             mine[name]()
             peak = torch.cuda.max_memory_allocated() - before
         t = timing["module"]
+        path = accelerations.ran(ours, mine[name], backend.impl)[1] if ours is not None else None
         rows.append({
-            "pass": name, "seq_len": seq_len, "batch_size": batch, "input_size": input_size,
+            "pass": name, "path": path, "seq_len": seq_len, "batch_size": batch, "input_size": input_size,
             "tokens_per_s": seq_len * batch / t.median, "seconds": t.median,
             "seconds_q1": t.q1, "seconds_q3": t.q3, "repeats": t.repeats,
             "ref_seconds": timing["ref"].median if ref else None,

@@ -83,7 +83,7 @@ def solving(runs) -> pd.DataFrame:
 
 def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Median tokens/s per cell, implementation, device and size; and GRU / LSTM ratios."""
-    tp = tables["throughput"].merge(costs.with_native(tables["runs"])[["run_id", "cell", "native"]], on="run_id")
+    tp = costs.with_path(tables)
     keys = ["cell", *costs.KEYS]
     tp = tp.assign(per_ref=costs.per_ref)
     per_cell = tp.groupby(keys).agg(tokens_per_s=("tokens_per_s", "median"), ms=("seconds", "median"),
@@ -93,7 +93,7 @@ def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def machines(runs) -> pd.DataFrame:
-    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "native", "cudnn", "git_commit"]
+    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit"]
     table = runs[[c for c in cols if c in runs]].value_counts(dropna=False).rename("runs").reset_index()
     return table
 

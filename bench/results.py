@@ -45,7 +45,7 @@ COLUMNS = {
     "runs": ["run_id", "status", "cell", "task", "seq_len", "hidden_size", "seed", "n_params", *BACKEND],
     "metrics": ["run_id", "step", "split", "metric", "value", "layer", "param", "gate", *BACKEND],
     "profiles": ["run_id", "step", "t", "quantity", "layer", "value", *BACKEND],
-    "throughput": ["run_id", "pass", "seq_len", "batch_size", "input_size", "hidden_size", "tokens_per_s",
+    "throughput": ["run_id", "pass", "path", "seq_len", "batch_size", "input_size", "hidden_size", "tokens_per_s",
                    "seconds", "seconds_q1", "seconds_q3", "repeats", "ref_seconds", "macs_per_token", "saved_bytes",
                    "peak_bytes", *BACKEND],
 }

@@ -214,6 +214,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "train_seconds": outcome.train_seconds if outcome else None,
         "first_step_seconds": outcome.first_step_seconds if outcome else None,
         "train_tokens_per_s": outcome.tokens_per_s if outcome else None,
+        "path": outcome.path if outcome else None,  # the path our cell took (cells.accelerations)
         "wall_time": wall, "started_at": started, "error": error, "task_version": task.version,
         **flat(p.config),
     }
@@ -235,9 +236,10 @@ def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
     # the yardstick: torch's own LSTM of the same sizes, timed in the same rounds
     reference = torch.nn.LSTM(t.input_size, cell.hidden_size).to(p.backend.device, p.backend.torch_dtype)
     rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
-                              t.repeats, t.warmup, reference)
+                              t.repeats, t.warmup, reference, ours=cell)
     macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token
-    return Outcome(throughput=[{**r, "hidden_size": cell.hidden_size, "macs_per_token": macs} for r in rows])
+    return Outcome(throughput=[{**r, "hidden_size": cell.hidden_size, "macs_per_token": macs} for r in rows],
+                   path=rows[-1]["path"])  # forward + backward's
 
 
 MODES = {"train": train_run, "throughput": throughput_run}

@@ -10,6 +10,8 @@ import torch
 from torch import nn
 from tqdm import tqdm
 
+from cells import accelerations
+
 from . import backends, measure, probes, tasks
 
 
@@ -46,6 +48,7 @@ class Outcome:
     metrics: list = field(default_factory=list)
     profiles: list = field(default_factory=list)
     throughput: list = field(default_factory=list)  # rows of a throughput run (measure.throughput)
+    path: str | None = None  # the path our cell took in training (backends.ran), or in forward + backward
 
     @property
     def tokens_per_s(self) -> float | None:
@@ -111,7 +114,10 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         batch = to_device(sample(cfg.batch_size), device, dtype)
         t0 = time.perf_counter()
         with backend.autocast():
-            out = model(batch.x)
+            if step == 1:  # which path the cell takes: the dispatch says, once
+                out, result.path = accelerations.ran(ours, lambda: model(batch.x), backend.impl)
+            else:
+                out = model(batch.x)
         loss = tasks.losses(task, out.float(), batch).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()

@@ -17,7 +17,7 @@ from torch import nn
 from torch.nn import functional as F
 from torch.nn.utils.rnn import PackedSequence
 
-from . import native
+from . import accelerations
 from .workspace import Workspace
 
 INITS = ("default", "orthogonal", "identity", "chrono")
@@ -101,6 +101,7 @@ class Recurrent(nn.Module):
         self._trace: list | None = None  # see trace()
         self._wrap_step: Callable | None = None  # see steps_through()
         self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
+        self.paths = [accelerations.STEPS] * num_layers  # each layer's path in the last forward (_run_layer)
 
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         for k in range(num_layers):
@@ -300,30 +301,14 @@ class Recurrent(nn.Module):
             x = x.transpose(0, 1)
         return x, (final if self.n_states > 1 else final[0])
 
-    _scan = None  # a cell family's whole-layer autograd Function, where it has one (LSTM, GRU)
-
-    def _use_scan(self, x: torch.Tensor) -> bool:
-        """The scan computes the same function as the steps, and gains in the backward; the
-        steps serve without autograd (as fast there, measured; unless _scan_without_grad says
-        otherwise) and where the scan cannot: tracing (trace(), TorchScript, torch.compile, the
-        steps_through() a wrapper asks for) and autocast. _scan_without_grad comes last: it may
-        build the compiled loops, which torch.compile cannot trace."""
-        return (self._scan is not None and self._trace is None and self._wrap_step is None
-                and not torch.jit.is_tracing() and not torch.compiler.is_compiling()
-                and not torch.is_autocast_enabled(x.device.type)
-                and (torch.is_grad_enabled() or self._scan_without_grad(x)))
-
-    def _scan_without_grad(self, x: torch.Tensor) -> bool:
-        """Whether the scan is also the faster forward without autograd: where its compiled loops
-        serve x. Their forward alone took 0.58-0.67x the steps' time at T=100 B=64 H=256, and
-        0.27-0.42x at T=50 B=16 H=64 (GRU, untied GRU, MGU, both reset placements, LSTM,
-        peepholes, CIFG; no autograd); the torch loops' forward is as fast as the steps."""
-        return native.loops(x) is not None
-
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """The one time loop: x (T, B, I) -> outputs (T, B, H) and the last state."""
-        if self._use_scan(x):
-            return self._scan(k, x, state)
+        """Layer k: x (T, B, I) -> outputs (T, B, H) and the last state, by the first registered
+        acceleration that serves the call (cells/accelerations.py), else the step loop; the
+        path taken is recorded in self.paths[k]."""
+        fast = accelerations.choose(self, x)
+        self.paths[k] = fast.name if fast is not None else accelerations.STEPS
+        if fast is not None:
+            return fast.run(self, k, x, state)
         step, xw = self._prepare(k, x)
         if self._wrap_step is not None:
             step = self._wrap_step(step)

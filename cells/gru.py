@@ -11,7 +11,7 @@ import torch
 from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
-from . import gru_scan
+from . import accelerations, gru_scan
 from .gru_scan import Spec
 
 BOOL = (True, False)
@@ -110,13 +110,19 @@ class GRU(Recurrent):
 
         return step, xw
 
-    def _scan(self, k, x, state):
-        """Layer k through GRUScan: the same function as _prepare's steps, with a hand-written
-        backward. GRUScan reads the parameters in their layout and orders them itself."""
-        w_ih, w_hh, b_ih, b_hh, _ = self._params(k)
-        mix = ("minimal" if self.minimal else "untied" if not self.tied_gates
-               else "tied" if self.update_gate else "replace")
-        spec = Spec(self.layout.blocks, self._reset, mix, self._after)
-        out = gru_scan.GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, self._workspaces[k],
-                                     torch.is_grad_enabled())
-        return out, (out[-1],)
+
+
+def _scan(cell: GRU, k, x, state, loops):
+    """Layer k through GRUScan (the compiled loops, or its torch loops where `loops` is None): the
+    same function as _prepare's steps, with a hand-written backward. GRUScan reads the parameters
+    in their layout and orders them itself. Every flag set is covered."""
+    w_ih, w_hh, b_ih, b_hh, _ = cell._params(k)
+    mix = ("minimal" if cell.minimal else "untied" if not cell.tied_gates
+           else "tied" if cell.update_gate else "replace")
+    spec = Spec(cell.layout.blocks, cell._reset, mix, cell._after)
+    out = gru_scan.GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, cell._workspaces[k],
+                                 torch.is_grad_enabled(), loops)
+    return out, (out[-1],)
+
+
+accelerations.register_scan("gru", _scan)

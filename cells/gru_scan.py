@@ -27,7 +27,6 @@ from dataclasses import dataclass
 
 import torch
 
-from . import native
 from .workspace import Workspace
 
 tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
@@ -70,7 +69,7 @@ def _steps(a: torch.Tensor | None):
 
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace, grad: bool):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace, grad: bool, loops):
         """x (T, B, I); the layer's parameters, blocks in spec.blocks' order (biases None or both);
         h0 (B, H) -> h_1 .. h_T (T, B, H). The buffers only this Function reads (p, n, r ⊙ h, the
         backward's) come from the layer's `space`. grad: whether autograd records the call (the
@@ -89,7 +88,7 @@ class GRUScan(torch.autograd.Function):
         hs = space.empty("hs", (T + 1, B, H), x)  # h_0 .. h_T: the output (reused once the caller drops it)
         hs[0] = h0
         ctx.spec, ctx.space, ctx.has_bias = spec, space, b_ih is not None
-        ctx.native = native.loops(x)
+        ctx.native = loops
         if ctx.native:  # p becomes the backward's coefficients, e its direct path's (before: and r's)
             after = spec.reset_after
             e = (space.empty("e", (T, B, H if after else 3 * H), x) if grad and (spec.mix != "replace" or not after)
@@ -238,7 +237,7 @@ def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
         for b, c in cols.items():
             db_ih[rows[b]] = db[c]
             db_hh[rows[b]] = db[-H:] if b == "n" and spec.reset_after else db[c]
-    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None
+    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None, None
 
 
 def _rows(spec: Spec, H: int) -> dict[str, slice]:

@@ -8,6 +8,7 @@ import numbers
 
 import torch
 
+from . import accelerations
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
 from .lstm_scan import LSTMScan, Spec
 
@@ -96,10 +97,16 @@ class LSTM(Recurrent):
 
         return step, xw
 
-    def _scan(self, k, x, state):
-        """Layer k through LSTMScan: the same function as _prepare's steps, with a hand-written
-        backward. LSTMScan makes the input projection itself (into its reused workspace)."""
-        spec = Spec(self.layout.blocks, self.layout.peepholes, self.coupled_gates,
-                    self.input_activation == "tanh", self.output_activation == "tanh")
-        out, c = LSTMScan.apply(x, *self._params(k), *state, spec, self._workspaces[k], torch.is_grad_enabled())
-        return out, (out[-1], c)
+
+
+def _scan(cell: LSTM, k, x, state, loops):
+    """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
+    the same function as _prepare's steps, with a hand-written backward. LSTMScan makes the input
+    projection itself (into its reused workspace). Every flag set is covered."""
+    spec = Spec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
+                cell.input_activation == "tanh", cell.output_activation == "tanh")
+    out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops)
+    return out, (out[-1], c)
+
+
+accelerations.register_scan("lstm", _scan)

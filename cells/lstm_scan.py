@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from . import gru_scan, native
+from . import gru_scan
 from .gru_scan import _steps, sigmoid_backward, tanh_backward
 from .workspace import Workspace
 
@@ -35,7 +35,7 @@ class Spec:
 
 class LSTMScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: Spec, space: Workspace, grad: bool):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: Spec, space: Workspace, grad: bool, loops):
         """x (T, B, I); the layer's parameters (biases None or both; w_ch (P, H) or None); h0, c0
         (B, H) -> (h_1 .. h_T, c_T). The buffers only this Function reads (the activations, the
         backward's) come from `space`. grad: whether autograd records the call (the compiled loops
@@ -52,7 +52,7 @@ class LSTMScan(torch.autograd.Function):
         torch.mm(x2, w_proj.t(), out=acts.view(T * B, GH))
         hs = space.empty("hs", (T + 1, B, H), x)  # h_0 .. h_T: the output (reused once the caller drops it)
         hs[0] = h0
-        ctx.spec, ctx.space, ctx.has_bias, ctx.native = spec, space, b_ih is not None, native.loops(x)
+        ctx.spec, ctx.space, ctx.has_bias, ctx.native = spec, space, b_ih is not None, loops
         if ctx.native:
             cs = space.empty("cs", (T + 1 if w_ch is not None else 2, B, H), x)  # every c where the peepholes' gradient needs them
             cs[0] = c0
@@ -176,7 +176,7 @@ def _grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh0, dc0):
     its last row, and of w_hh (H, GH)."""
     db = dw_proj_t[I] if ctx.has_bias else None
     return (dx, dw_proj_t[:I].t(), dw_hh_t.t(), db, None if db is None else db.clone(), dw_ch, dh0, dc0,
-            None, None, None)
+            None, None, None, None)
 
 
 def _columns(spec: Spec, H: int) -> dict[str, slice]:

@@ -4,7 +4,8 @@ $TORCH_EXTENSIONS_DIR, by default ~/.cache/torch_extensions).
 
 Where they cannot be built (no C++ compiler, another platform's quirks), the cells run their torch
 loops (lstm_scan.py, gru_scan.py): the same functions, slower on a CPU; one warning says so.
-RNNBENCH_NATIVE=0 turns them off. Every record says whether they were in use (`native`).
+RNNBENCH_NATIVE=0 turns them off. They serve as the `compiled` acceleration of the LSTM and the GRU
+(cells/accelerations.py), and every record says which path its cell took (`path`).
 """
 import hashlib
 import importlib.util
@@ -31,7 +32,6 @@ ARCH_FLAGS = {"AVX512": ["-mavx512f", "-mavx512dq", "-mavx512bw", "-mavx512vl", 
 _ON_OPENMP = sys.platform.startswith("linux") and "parallel backend: OpenMP" in torch.__config__.parallel_info()
 OPENMP = ["-fopenmp"] if _ON_OPENMP else ["-fopenmp-simd"]
 STALE_S = 300  # a build takes about 20 s: a lock older than this was left by a killed process
-CELLS = "lstm,gru"  # the cells whose CPU loops are compiled, as a record's `native` names them
 _module = None  # the built module, False once a build failed
 _enabled = os.environ.get("RNNBENCH_NATIVE", "1") != "0"
 
@@ -101,18 +101,6 @@ def module():
 def active() -> bool:
     """Whether LSTM and GRU calls on a CPU would run the compiled loops now (builds them if needed)."""
     return module() is not None
-
-
-def in_use() -> str:
-    """A record's `native`: the cells whose CPU loops run compiled ('' for none)."""
-    return CELLS if active() else ""
-
-
-def loops(x: torch.Tensor):
-    """The compiled loops where they serve x: a CPU, float32 or float64; else None."""
-    if x.device.type == "cpu" and x.dtype in (torch.float32, torch.float64):
-        return module()
-    return None
 
 
 def subnormals(n: int) -> torch.Tensor:

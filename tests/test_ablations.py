@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import cells
-from cells import gru_scan, native
+
 from reference import reference_forward
 
 F64 = torch.float64
@@ -73,6 +73,9 @@ def test_flag_follows_its_equation(case, num_layers):
     want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
     for a, b in zip(got, want, strict=True):  # relative: the IRNN's identity x 3 grows like 3^T
         assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
+
+
+SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]  # the families with accelerations
 
 
 def copy_blocks(src, dst, mapping):
@@ -169,32 +172,3 @@ def test_without_forget_and_input_gates_c_accumulates_g():
     assert torch.allclose(c[0] - c0[0], g.sum(0), atol=1e-12)
 
 
-SCAN_CASES = [case for case in FLAG_CASES if case[0] in ("GRU", "LSTM")]
-
-
-def scan_case(case, chunked, compiled):
-    label = f"{ids(case)}-{'chunked' if chunked else 'whole'}" + ("" if compiled else "-torch_loops")
-    return pytest.param(case, chunked, compiled, id=label)
-
-
-@pytest.mark.parametrize("case,chunked,compiled",
-                         [scan_case(c, chunked, compiled) for c in SCAN_CASES
-                          for chunked, compiled in ((False, True), (True, True), (False, False))]
-                         + [scan_case(c, True, False) for c in SCAN_CASES if c[0] == "GRU"])
-def test_scan_equals_the_step_loop(case, chunked, compiled, monkeypatch):
-    """The whole-layer Functions (GRU, LSTM) and the step loop (used by trace(), TorchScript,
-    compile, autocast) compute the same outputs, final states and gradients, with their compiled
-    loops (cells/native.py) and with their torch loops. Chunked: the
-    backward turns its buffer into gradients every K < T steps (K = 4, 3 or 2 as a step's row has
-    3H, 4H or 5H columns; the LSTM's 2H to 4H: with T = 6, a last partial chunk, whole ones or
-    one) instead of once (the LSTM's torch loops never chunk)."""
-    name, flags = case
-    if chunked:
-        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})
-    monkeypatch.setattr(native, "_enabled", compiled)
-    cell = getattr(cells, name)(I, H, 2, dtype=F64, **flags)
-    x = torch.randn(T, B, I, dtype=F64)
-    hx = tuple(torch.randn(2, B, H, dtype=F64) for _ in range(cell.n_states))
-    scan, steps = scan_and_steps(cell, x, hx)
-    for a, b in zip(scan, steps, strict=True):
-        assert (a - b).abs().max().item() < 1e-12

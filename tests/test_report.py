@@ -280,37 +280,38 @@ def test_s5_says_in_words_that_compute_depends_on_the_implementation():
         "depends on implementation and size: fused cpu: not supported 1 of 1; loop cpu: supported 1 of 1")
 
 
-def test_s5_keeps_times_with_and_without_compiled_loops_apart():
-    """The same setting timed with both cells' loops compiled (native 'lstm,gru'), with the GRU's
-    only (older records: True) and with neither (False, or no column): three parts, each labelled
-    with what was compiled, never one mixed estimate."""
+def test_s5_keeps_times_of_each_path_apart():
+    """The same setting timed on the compiled loops (path 'compiled') and on the torch loops
+    ('scan'): two parts, each labelled with the path, never one mixed estimate."""
     tp_runs, rows = [], []
-    for native, gru_seconds in (("lstm,gru", 0.7), (True, 0.5), (False, 1.0), (None, 1.0)):
-        tag = f"-{native}"
-        tp_runs += [dict(r, run_id=r["run_id"] + tag, **({} if native is None else {"native": native}))
-                    for r in throughput_runs()]
+    for path, gru_seconds in (("compiled", 0.7), ("scan", 1.0)):
+        tp_runs += [dict(r, run_id=r["run_id"] + path) for r in throughput_runs()]
         timed = speed_rows("gru", [gru_seconds] * 3) + speed_rows("lstm", [1.0] * 3)
-        rows += [dict(r, run_id=r["run_id"] + tag) for r in timed]
+        rows += [dict(r, run_id=r["run_id"] + path, path=path) for r in timed]
     t = tables(tp_runs, throughput=rows)
     s5 = next(v for v in claims.judge(t) if v.id == "S5")
-    parts = dict(zip(s5.parts.part, s5.parts.verdict))
     setting = "cpu float32, T=100 B=64 I=32 H=256: gru / lstm time"
-    assert parts == {f"loop (compiled: lstm, gru) {setting}": SUPPORTED, f"loop (compiled: gru) {setting}": SUPPORTED,
-                     f"loop {setting}": NOT}
-    ratios = costs.gru_vs_lstm(t).set_index("native").time_ratio
-    assert ratios["lstm,gru"] == pytest.approx(0.7) and ratios["gru"] == pytest.approx(0.5)
-    assert ratios[""] == pytest.approx(1.0)
+    assert dict(zip(s5.parts.part, s5.parts.verdict)) == {f"loop (compiled) {setting}": SUPPORTED,
+                                                          f"loop (scan) {setting}": NOT}
+    ratios = costs.gru_vs_lstm(t).set_index("path").time_ratio
+    assert ratios["compiled"] == pytest.approx(0.7) and ratios["scan"] == pytest.approx(1.0)
 
 
-def test_older_records_name_compiled_loops_only_where_the_backend_runs_them():
-    """Records before 2026-11-28 named the machine's compiled loops on every CPU run; they read
-    '' where the backend never calls them (torch's modules, traces, autocast, another device)."""
-    runs = pd.DataFrame({"impl": ["loop", "loop", "fused", "script", "compile", "loop", "loop", "loop"],
+def test_older_records_read_their_path_from_native():
+    """Records before 2026-12-06 have no path: their `native` named the cells whose CPU loops ran
+    compiled (before 2026-11-28 on every CPU run, also where the backend never calls them; older
+    still, True for the GRU's alone). 'compiled' where it names the cell of a 'loop' run on a CPU
+    in float32 or float64, else '-'."""
+    runs = pd.DataFrame({"run_id": list("abcdefgh"), "cell": ["lstm"] * 7 + ["gru"], "n_params": 1,
+                         "cell_class": ["LSTM"] * 7 + ["GRU"],
+                         "impl": ["loop", "loop", "fused", "script", "compile", "loop", "loop", "loop"],
                          "device": ["cpu"] * 6 + ["cuda", "cpu"],
                          "dtype": ["float32", "float64", "float32", "float32", "float32", "bfloat16", "float32",
                                    "float32"],
                          "native": ["lstm,gru"] * 7 + [True]})
-    assert costs.with_native(runs).native.tolist() == ["lstm,gru", "lstm,gru", "", "", "", "", "", "gru"]
+    throughput = runs[["run_id", "impl", "device", "dtype"]].assign(**{"pass": "forward"})
+    paths = costs.with_path({"runs": runs, "throughput": throughput}).path.tolist()
+    assert paths == ["compiled", "compiled", "-", "-", "-", "-", "-", "compiled"]
 
 
 @pytest.mark.parametrize("gru,lstm,expected", [

@@ -47,7 +47,7 @@ def test_a_run_prints_its_summary_and_its_rows_load(cli):
         assert flag in runs.columns
     assert {"threads", "dtype", "torch_version", "cpu", "git_commit", "wall_time", "config.train.lr",
             "task_version", "train_tokens_per_s"} <= set(runs.columns)
-    assert r.native == ("lstm,gru" if native.active() else "")  # the compiled loops ran where they are built
+    assert r.path == ("compiled" if native.active() else "scan")  # the compiled loops ran where they are built
     assert list(metrics.columns[:5]) == ["run_id", "step", "split", "metric", "value"]
     kinds = set(metrics.metric)
     assert {"loss", "accuracy", "seq_accuracy", "grad_norm", "grad_norm_block", "gate_mean", "gate_saturated",
@@ -142,7 +142,9 @@ class CountingLoops:
                                      pytest.param(["backend.impl=compile"], marks=pytest.mark.slow),
                                      pytest.param(["backend.impl=compile_step"], marks=pytest.mark.slow)], ids=str)
 def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend, cell, monkeypatch):
-    """Each names its backend, and `native` the compiled loops exactly where the run called them."""
+    """Each names its backend, and `path` what our cell ran (cells.accelerations): the compiled
+    loops exactly where the run called them, the steps under autocast, TorchScript's trace and
+    torch.compile, the backend's own name where our cell did not run (torch's modules)."""
     loops = CountingLoops(native.module()) if native.active() else None
     monkeypatch.setattr(native, "_module", loops or native._module)
     assert execute(tmp_path, f"cell={cell}", "task.seq_len=5", *backend) == "ok"
@@ -151,7 +153,9 @@ def test_every_implementation_and_dtype_trains_and_is_recorded(tmp_path, backend
     assert r.impl == want.get("backend.impl", "loop") and r["dtype"] == want.get("backend.dtype", "float32")
     assert r.threads == 1 and r.device == "cpu"
     ran = loops is not None and loops.calls > 0
-    assert r.native == ("lstm,gru" if ran else "")
+    expected = {"script": "steps", "bfloat16": "steps", "fused": "fused", "compile": "steps", "compile_step": "steps"}
+    got = next((v for k, v in expected.items() if k in " ".join(backend)), "compiled" if ran else "scan")
+    assert r.path == got and (r.path == "compiled") == ran
 
 
 def test_script_runs_the_traced_steps_unoptimised_on_a_cpu_and_equals_the_cell():

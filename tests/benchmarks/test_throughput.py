@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import cells
+from cells import accelerations
 from bench.backends import Backend
 from bench.measure import synchronize
 from hardware import accelerator
@@ -36,7 +37,8 @@ def test_throughput(benchmark, cell, impl, device, size, pass_):
     backend.apply()  # float32 is IEEE float32 in cuDNN too, as in every run
     cls, flags = CELLS[cell]
     torch.manual_seed(0)
-    module = backend.build(cls(I, H, **flags))
+    ours = cls(I, H, **flags)
+    module = backend.build(ours)
     x = torch.randn(T, B, I, device=device)
 
     def forward():
@@ -50,8 +52,10 @@ def test_throughput(benchmark, cell, impl, device, size, pass_):
         out.sum().backward()
         synchronize(device)
 
+    run = forward if pass_ == "forward" else forward_backward
+    _, path = accelerations.ran(ours, run, impl)  # the path our cell takes (cells.accelerations), once
     benchmark.group = f"{device} {size} {pass_}"
     benchmark.extra_info.update(cell=cell, impl=impl, device=device, dtype="float32", threads=torch.get_num_threads(),
                                 torch_version=torch.__version__, tokens=T * B,
-                                native=backend.native)
-    benchmark.pedantic(forward if pass_ == "forward" else forward_backward, rounds=10, warmup_rounds=2)
+                                path=path)
+    benchmark.pedantic(run, rounds=10, warmup_rounds=2)
