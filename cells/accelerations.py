@@ -65,17 +65,17 @@ def choose(cell, x: torch.Tensor) -> Acceleration | None:
     return next((a for a in REGISTRY if a.serves(family, cell.flags, x, call)), None)
 
 
-def register_scan(family: str, scan: Callable) -> None:
-    """A family's whole-layer autograd Function, scan(cell, k, x, state, loops), as its two
-    accelerations: `compiled`, with the compiled CPU loops (cells/native.py) where they are built,
+def register_scan(family: str, scan: Callable, covers: Callable[[dict], bool] = lambda flags: True) -> None:
+    """A family's whole-layer autograd Function, scan(cell, k, x, state, loops), over the flag sets
+    `covers` accepts, as its two accelerations: `compiled`, with the compiled CPU loops (cells/native.py) where they are built,
     in float32 and float64, with and without grad (their forward alone is faster than the steps);
     and `scan`, its torch loops on any device, under grad only (without grad the steps are as fast)."""
     from . import native
 
     register(Acceleration("compiled", family, lambda cell, k, x, state: scan(cell, k, x, state, native.module()),
-                          devices=("cpu",), dtypes=(torch.float32, torch.float64), available=native.active))
+                          covers, devices=("cpu",), dtypes=(torch.float32, torch.float64), available=native.active))
     register(Acceleration("scan", family, lambda cell, k, x, state: scan(cell, k, x, state, None),
-                          modes=frozenset({"grad"})))
+                          covers, modes=frozenset({"grad"})))
 
 
 def ran(cell, call: Callable, otherwise: str):

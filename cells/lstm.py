@@ -28,6 +28,7 @@ class LSTM(Recurrent):
         peepholes=False           # True: i, f see p ⊙ c_{t-1}, o sees p ⊙ c_t; weight_ch_l{k} (P, H)
                                   #   with one row for each of i, f, o that has its own block
         coupled_gates=False       # True: i = 1 - f (CIFG), the LSTM analogue of GRU's z / 1 - z tie
+        coupled_shift=0           # a number β with coupled_gates: i = 1 - σ(a_f + p_f ⊙ c - β) (JANET: β = 1)
         forget_bias=None          # a number b: forget bias_ih = b, bias_hh = 0, so the effective bias is b
         init='default'            # 'orthogonal' | 'identity' | 'chrono' (f bias log U[1, t_max-1], i = -f)
         t_max=None                # chrono's longest expected dependency
@@ -41,6 +42,7 @@ class LSTM(Recurrent):
         "output_activation": Flag("tanh", tuple(ACTIVATIONS)),
         "peepholes": Flag(False, BOOL),
         "coupled_gates": Flag(False, BOOL),
+        "coupled_shift": Flag(0, (numbers.Real,)),
         "forget_bias": Flag(None, (None, numbers.Real)),
         **COMMON_FLAGS,
     }
@@ -53,6 +55,8 @@ class LSTM(Recurrent):
             raise err("coupled_gates=True sets i = 1 - f and contradicts input_gate=False (i = 1)")
         if flags["coupled_gates"] and not flags["forget_gate"]:
             raise err("coupled_gates=True needs the forget gate (i = 1 - f); it contradicts forget_gate=False")
+        if flags["coupled_shift"] and not flags["coupled_gates"]:
+            raise err("coupled_shift shifts the coupled input gate i = 1 - σ(a_f - β) and needs coupled_gates=True")
         if flags["forget_bias"] is not None and not flags["forget_gate"]:
             raise err("forget_bias sets the forget gate's bias and contradicts forget_gate=False")
         if flags["forget_bias"] is not None and flags["init"] == "chrono":
@@ -78,19 +82,22 @@ class LSTM(Recurrent):
         blocks, w_hh_t = self.layout.blocks, w_hh.t()
         peep = dict(zip(self.layout.peepholes, w_ch)) if w_ch is not None else {}  # gate -> (H,)
         act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
-        coupled = self.coupled_gates
+        coupled, shift = self.coupled_gates, self.coupled_shift
 
         def step(xw_t, state):
             h, c = state  # (B, H) each
             pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
 
+            def act(name, cell):  # pre + p ⊙ cell
+                return torch.addcmul(pre[name], peep[name], cell) if name in peep else pre[name]
+
             def gate(name, cell):  # σ(pre + p ⊙ cell), or None (= 1) for a removed gate
-                if name not in pre:
-                    return None
-                return torch.sigmoid(torch.addcmul(pre[name], peep[name], cell) if name in peep else pre[name])
+                return torch.sigmoid(act(name, cell)) if name in pre else None
 
             f, i = gate("f", c), None if coupled else gate("i", c)
-            c = gate_mul(f, c) + gate_mul(1 - f if coupled else i, act_in(pre["g"]))
+            if coupled:  # i = 1 - σ(a_f + p_f ⊙ c - β); CIFG's 1 - f without a shift
+                i = 1 - (torch.sigmoid(act("f", c) - shift) if shift else f)
+            c = gate_mul(f, c) + gate_mul(i, act_in(pre["g"]))
             o = gate("o", c)
             h = gate_mul(o, act_out(c))
             return (h, c), {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
@@ -102,11 +109,11 @@ class LSTM(Recurrent):
 def _scan(cell: LSTM, k, x, state, loops):
     """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
     the same function as _prepare's steps, with a hand-written backward. LSTMScan makes the input
-    projection itself (into its reused workspace). Every flag set is covered."""
+    projection itself (into its reused workspace). Every flag set but a shifted coupling (JANET)."""
     spec = Spec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
                 cell.input_activation == "tanh", cell.output_activation == "tanh")
     out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops)
     return out, (out[-1], c)
 
 
-accelerations.register_scan("lstm", _scan)
+accelerations.register_scan("lstm", _scan, covers=lambda flags: not flags["coupled_shift"])

@@ -7,7 +7,7 @@ writes it, W [x_t, h_{t-1}] + b, one sample-free batch step at a time, and stack
 import torch
 
 LSTM_DEFAULTS = dict(input_gate=True, forget_gate=True, output_gate=True, input_activation="tanh",
-                     output_activation="tanh", peepholes=False, coupled_gates=False)
+                     output_activation="tanh", peepholes=False, coupled_gates=False, coupled_shift=0)
 GRU_DEFAULTS = dict(reset_after=True, reset_gate=True, update_gate=True, tied_gates=True, minimal=False)
 
 
@@ -54,8 +54,8 @@ def lstm_step(P, peep, x, h, c, f):
     pre = lambda g: xh @ P[g][0].T + P[g][1] + P[g][2]  # noqa: E731  W [x, h] + b
     eye = lambda g, cell: peep[g] * cell if g in peep else 0  # noqa: E731  diagonal peephole
     forget = _sig(pre("f") + eye("f", c)) if f["forget_gate"] else 1
-    if f["coupled_gates"]:
-        inp = 1 - forget
+    if f["coupled_gates"]:  # i = 1 - σ(a_f - β), with its own shift β (JANET; 0: CIFG's 1 - f)
+        inp = 1 - _sig(pre("f") + eye("f", c) - f["coupled_shift"])
     else:
         inp = _sig(pre("i") + eye("i", c)) if f["input_gate"] else 1
     z = torch.tanh(pre("g")) if f["input_activation"] == "tanh" else pre("g")

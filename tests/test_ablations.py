@@ -18,6 +18,8 @@ FLAG_CASES = [
     ("LSTM", {"coupled_gates": True}), ("LSTM", {"coupled_gates": True, "peepholes": True}),
     ("LSTM", {"input_gate": False, "peepholes": True}), ("LSTM", {"output_gate": False, "peepholes": True}),
     ("LSTM", {"forget_gate": False, "input_gate": False, "output_activation": "identity"}),
+    ("LSTM", {"coupled_gates": True, "coupled_shift": 1.0, "output_gate": False, "output_activation": "identity"}),
+    ("LSTM", {"coupled_gates": True, "coupled_shift": -0.5, "peepholes": True}),
     ("LSTM", {"forget_bias": 1.0}), ("LSTM", {"init": "chrono", "t_max": 20}),
     ("GRU", {}), ("GRU", {"reset_after": False}), ("GRU", {"reset_gate": False}),
     ("GRU", {"update_gate": False}), ("GRU", {"tied_gates": False}), ("GRU", {"minimal": True}),
@@ -172,3 +174,46 @@ def test_without_forget_and_input_gates_c_accumulates_g():
     assert torch.allclose(c[0] - c0[0], g.sum(0), atol=1e-12)
 
 
+
+
+def test_janet_is_the_forget_gate_alone_with_its_shifted_input():
+    """conf/cell/janet.yaml against JANET's equations written directly (van der Westhuizen &
+    Lasenby 2018, eq. 3-6): s = W_f x + U_f h + b_f, c' = σ(s) ⊙ c + (1 - σ(s - 1)) ⊙ tanh(W_c x +
+    U_c h + b_c), h' = c'; two weight blocks (f, g), chrono's forget bias."""
+    from omegaconf import OmegaConf
+    from hydra.utils import instantiate
+    from shrunk import ROOT
+    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "cell" / "janet.yaml"), resolve=True)
+    cell = instantiate({**config, "hidden_size": H}, input_size=I).double()
+    assert cell.layout.blocks == ("f", "g") and cell.init == "chrono"
+    x, c = torch.randn(T, B, I, dtype=F64), torch.randn(1, B, H, dtype=F64)
+    out, (h_n, c_n) = cell(x, (c.clone(), c.clone()))  # h_0 = c_0: JANET's state is c alone
+    (w_f, w_c), (u_f, u_c) = cell.weight_ih_l0.chunk(2), cell.weight_hh_l0.chunk(2)
+    b_f, b_c = (cell.bias_ih_l0 + cell.bias_hh_l0).chunk(2)
+    state, want = c[0], []
+    for t in range(T):
+        s = x[t] @ w_f.T + state @ u_f.T + b_f
+        state = torch.sigmoid(s) * state + (1 - torch.sigmoid(s - 1)) * torch.tanh(x[t] @ w_c.T + state @ u_c.T + b_c)
+        want.append(state)
+    assert torch.allclose(out, torch.stack(want), atol=1e-12) and torch.equal(h_n, c_n)
+
+
+def test_ugrnn_is_the_gru_without_reset_gate():
+    """conf/cell/ugrnn.yaml against the UGRNN's equations written directly (Collins et al. 2017):
+    c = tanh(W_c x + U_c h + b_c), g = σ(W_g x + U_g h + b_g), h' = g ⊙ h + (1 - g) ⊙ c."""
+    from omegaconf import OmegaConf
+    from hydra.utils import instantiate
+    from shrunk import ROOT
+    config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "cell" / "ugrnn.yaml"), resolve=True)
+    cell = instantiate({**config, "hidden_size": H}, input_size=I).double()
+    assert cell.layout.blocks == ("z", "n")
+    x, h = torch.randn(T, B, I, dtype=F64), torch.randn(1, B, H, dtype=F64)
+    out, _ = cell(x, h)
+    (w_g, w_c), (u_g, u_c) = cell.weight_ih_l0.chunk(2), cell.weight_hh_l0.chunk(2)
+    b_g, b_c = (cell.bias_ih_l0 + cell.bias_hh_l0).chunk(2)
+    state, want = h[0], []
+    for t in range(T):
+        g = torch.sigmoid(x[t] @ w_g.T + state @ u_g.T + b_g)
+        state = g * state + (1 - g) * torch.tanh(x[t] @ w_c.T + state @ u_c.T + b_c)
+        want.append(state)
+    assert torch.allclose(out, torch.stack(want), atol=1e-12)
