@@ -30,6 +30,8 @@ class Layout(NamedTuple):
     blocks: tuple[str, ...]  # weight blocks, in weight_ih / weight_hh / bias row order, H rows each
     peepholes: tuple[str, ...] = ()  # gates with a diagonal weight on c: the rows of weight_ch
     chrono: tuple[tuple[str, float], ...] = ()  # (block, sign): chrono writes sign * log U[1, t_max-1]
+    # gates whose activations at t-1 feed each of them at t (Greff et al.'s FGR): weight_gg's blocks
+    recurrent_gates: tuple[str, ...] = ()
 
 
 class Flag(NamedTuple):
@@ -114,6 +116,9 @@ class Recurrent(nn.Module):
             if self.layout.peepholes:
                 rows = len(self.layout.peepholes)
                 self.register_parameter(f"weight_ch_l{k}", nn.Parameter(torch.empty(rows, hidden_size, **factory)))
+            if self.layout.recurrent_gates:  # (R*H, R*H): block (g, g') maps gate g' at t-1 into gate g
+                n = len(self.layout.recurrent_gates) * hidden_size
+                self.register_parameter(f"weight_gg_l{k}", nn.Parameter(torch.empty(n, n, **factory)))
         self.reset_parameters()
 
     # ---- flags -------------------------------------------------------------------------------

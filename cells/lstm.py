@@ -29,6 +29,8 @@ class LSTM(Recurrent):
                                   #   with one row for each of i, f, o that has its own block
         coupled_gates=False       # True: i = 1 - f (CIFG), the LSTM analogue of GRU's z / 1 - z tie
         coupled_shift=0           # a number β with coupled_gates: i = 1 - σ(a_f + p_f ⊙ c - β) (JANET: β = 1)
+        gate_recurrence=False     # True: each of i, f, o also sees all their activations at t-1 (FGR,
+                                  #   Greff et al. 2017): weight_gg_l{k} (R*H, R*H), R the gates with own blocks
         forget_bias=None          # a number b: forget bias_ih = b, bias_hh = 0, so the effective bias is b
         init='default'            # 'orthogonal' | 'identity' | 'chrono' (f bias log U[1, t_max-1], i = -f)
         t_max=None                # chrono's longest expected dependency
@@ -43,6 +45,7 @@ class LSTM(Recurrent):
         "peepholes": Flag(False, BOOL),
         "coupled_gates": Flag(False, BOOL),
         "coupled_shift": Flag(0, (numbers.Real,)),
+        "gate_recurrence": Flag(False, BOOL),
         "forget_bias": Flag(None, (None, numbers.Real)),
         **COMMON_FLAGS,
     }
@@ -67,8 +70,11 @@ class LSTM(Recurrent):
         peepholes = tuple(b for b in "ifo" if has[b]) if flags["peepholes"] else ()
         if flags["peepholes"] and not peepholes:
             raise err("peepholes=True needs at least one of the input, forget and output gates")
+        recurrent = tuple(b for b in "ifo" if has[b]) if flags["gate_recurrence"] else ()
+        if flags["gate_recurrence"] and not recurrent:
+            raise err("gate_recurrence=True needs at least one of the input, forget and output gates")
         chrono = (("f", 1.0), ("i", -1.0)) if own_i else (("f", 1.0),)
-        return Layout(blocks, peepholes, chrono if has["f"] else ())
+        return Layout(blocks, peepholes, chrono if has["f"] else (), recurrent)
 
     def reset_parameters(self) -> None:
         super().reset_parameters()
@@ -83,10 +89,15 @@ class LSTM(Recurrent):
         peep = dict(zip(self.layout.peepholes, w_ch)) if w_ch is not None else {}  # gate -> (H,)
         act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
         coupled, shift = self.coupled_gates, self.coupled_shift
+        fed, w_gg = self.layout.recurrent_gates, getattr(self, f"weight_gg_l{k}", None)
+        last = []  # FGR: the gates fed back, (B, R*H), of the step before; none (zero) at t = 0
 
         def step(xw_t, state):
             h, c = state  # (B, H) each
-            pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
+            a = torch.addmm(xw_t, h, w_hh_t)
+            pre = dict(zip(blocks, a.chunk(len(blocks), -1)))
+            if last:  # each fed gate's pre-activation gets R_g [i, f, o]_{t-1}
+                pre.update((g, pre[g] + r) for g, r in zip(fed, (last[-1] @ w_gg.t()).chunk(len(fed), -1)))
 
             def act(name, cell):  # pre + p ⊙ cell
                 return torch.addcmul(pre[name], peep[name], cell) if name in peep else pre[name]
@@ -100,20 +111,24 @@ class LSTM(Recurrent):
             c = gate_mul(f, c) + gate_mul(i, act_in(pre["g"]))
             o = gate("o", c)
             h = gate_mul(o, act_out(c))
-            return (h, c), {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
+            gates = {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
+            if fed:
+                last[:] = [torch.cat([gates[g] for g in fed], -1)]
+            return (h, c), gates
 
         return step, xw
-
 
 
 def _scan(cell: LSTM, k, x, state, loops):
     """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
     the same function as _prepare's steps, with a hand-written backward. LSTMScan makes the input
-    projection itself (into its reused workspace). Every flag set but a shifted coupling (JANET)."""
+    projection itself (into its reused workspace). Every flag set but a shifted coupling (JANET) and
+    gate recurrence (FGR)."""
     spec = Spec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
                 cell.input_activation == "tanh", cell.output_activation == "tanh")
     out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops)
     return out, (out[-1], c)
 
 
-accelerations.register_scan("lstm", _scan, covers=lambda flags: not flags["coupled_shift"])
+accelerations.register_scan("lstm", _scan,
+                            covers=lambda flags: not flags["coupled_shift"] and not flags["gate_recurrence"])

@@ -7,7 +7,8 @@ writes it, W [x_t, h_{t-1}] + b, one sample-free batch step at a time, and stack
 import torch
 
 LSTM_DEFAULTS = dict(input_gate=True, forget_gate=True, output_gate=True, input_activation="tanh",
-                     output_activation="tanh", peepholes=False, coupled_gates=False, coupled_shift=0)
+                     output_activation="tanh", peepholes=False, coupled_gates=False, coupled_shift=0,
+                     gate_recurrence=False)
 GRU_DEFAULTS = dict(reset_after=True, reset_gate=True, update_gate=True, tied_gates=True, minimal=False)
 
 
@@ -45,13 +46,27 @@ def _layer_params(cell, k: int, blocks):
     return P, w_ch
 
 
+def _gate_blocks(cell, k: int, blocks, flags):
+    """FGR's weight_gg_l{k} as {gate: {gate at t-1: (H, H)}}, over the gates i, f, o with their own
+    block in docs/cells.md's order; None without gate_recurrence."""
+    if not flags.get("gate_recurrence"):
+        return None
+    H, fed = cell.hidden_size, [g for g in "ifo" if g in blocks]
+    w = getattr(cell, f"weight_gg_l{k}")
+    return {g: {s: w[a * H:(a + 1) * H, b * H:(b + 1) * H] for b, s in enumerate(fed)} for a, g in enumerate(fed)}
+
+
 def _sig(v):
     return 1 / (1 + torch.exp(-v))
 
 
-def lstm_step(P, peep, x, h, c, f):
+def lstm_step(P, peep, x, h, c, f, R=None, last=None):
+    """One step; R: FGR's weight_gg (gate -> gate' -> its (H, H) block), last: the gates at t-1."""
     xh = torch.cat([x, h], -1)
-    pre = lambda g: xh @ P[g][0].T + P[g][1] + P[g][2]  # noqa: E731  W [x, h] + b
+
+    def pre(g):  # W [x, h] + b, plus FGR's Σ_g' R_{g,g'} g'_{t-1}
+        fed = sum(last[s] @ R[g][s].T for s in last) if R is not None and last and g in R else 0
+        return xh @ P[g][0].T + P[g][1] + P[g][2] + fed
     eye = lambda g, cell: peep[g] * cell if g in peep else 0  # noqa: E731  diagonal peephole
     forget = _sig(pre("f") + eye("f", c)) if f["forget_gate"] else 1
     if f["coupled_gates"]:  # i = 1 - σ(a_f - β), with its own shift β (JANET; 0: CIFG's 1 - f)
@@ -62,7 +77,8 @@ def lstm_step(P, peep, x, h, c, f):
     c_new = forget * c + inp * z
     out = _sig(pre("o") + eye("o", c_new)) if f["output_gate"] else 1
     h_new = out * (torch.tanh(c_new) if f["output_activation"] == "tanh" else c_new)
-    return h_new, c_new
+    gates = {"i": inp, "f": forget, "o": out}
+    return (h_new, c_new), {g: gates[g] for g in (R or {})}
 
 
 def gru_step(P, x, h, f):
@@ -104,6 +120,7 @@ def reference_forward(cell, x, hx=None):
         P, w_ch = _layer_params(cell, k, blocks)
         peep = dict(zip(expected_peepholes(flags), w_ch)) if w_ch is not None else {}
         state = tuple(s[k] for s in hx)
+        R, last = _gate_blocks(cell, k, blocks, flags), None
         outs = []
         for t in range(x.shape[0]):
             if family == "rnn":
@@ -111,7 +128,7 @@ def reference_forward(cell, x, hx=None):
                 pre = torch.cat([x[t], state[0]], -1) @ W.T + b_ih + b_hh
                 state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
             elif family == "lstm":
-                state = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags})
+                state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last)
             else:
                 state = (gru_step(P, x[t], state[0], {**GRU_DEFAULTS, **flags}),)
             outs.append(state[0])

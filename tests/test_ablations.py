@@ -20,6 +20,8 @@ FLAG_CASES = [
     ("LSTM", {"forget_gate": False, "input_gate": False, "output_activation": "identity"}),
     ("LSTM", {"coupled_gates": True, "coupled_shift": 1.0, "output_gate": False, "output_activation": "identity"}),
     ("LSTM", {"coupled_gates": True, "coupled_shift": -0.5, "peepholes": True}),
+    ("LSTM", {"gate_recurrence": True, "peepholes": True}), ("LSTM", {"gate_recurrence": True, "coupled_gates": True}),
+    ("LSTM", {"gate_recurrence": True, "output_gate": False, "input_gate": False}),
     ("LSTM", {"forget_bias": 1.0}), ("LSTM", {"init": "chrono", "t_max": 20}),
     ("GRU", {}), ("GRU", {"reset_after": False}), ("GRU", {"reset_gate": False}),
     ("GRU", {"update_gate": False}), ("GRU", {"tied_gates": False}), ("GRU", {"minimal": True}),
