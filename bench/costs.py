@@ -22,17 +22,14 @@ def with_path(tables: dict[str, pd.DataFrame]) -> pd.DataFrame:
     none; their run's `native` named the cells whose CPU loops ran compiled (also on CPU runs that
     never call them, before 2026-11-28): 'compiled' where it names the run's cell and the run was
     ours ('loop') on a CPU in float32 or float64, else '-' (not recorded)."""
-    runs = tables["runs"]
-    tp = tables["throughput"].merge(runs[["run_id", "cell", "cell_class", "n_params", "native"]
-                                         if "native" in runs else ["run_id", "cell", "cell_class", "n_params"]],
-                                    on="run_id")
+    runs = tables["runs"].reindex(columns=["run_id", "cell", "cell_class", "n_params", "native"])
+    tp = tables["throughput"].merge(runs, on="run_id")
     if "path" not in tp:
         tp["path"] = None
     legacy = [("compiled" if impl == "loop" and device == "cpu" and dtype in ("float32", "float64")
                and str(cls).lower() in _named(native) else "-")
-              for impl, device, dtype, cls, native in zip(tp.impl, tp.device, tp.dtype, tp.cell_class,
-                                                          tp.get("native", [None] * len(tp)))]
-    return tp.assign(path=tp.path.where(tp.path.notna(), legacy)).drop(columns=["native"], errors="ignore")
+              for impl, device, dtype, cls, native in zip(tp.impl, tp.device, tp.dtype, tp.cell_class, tp.native)]
+    return tp.assign(path=tp.path.where(tp.path.notna(), legacy)).drop(columns=["native"])
 
 
 def _named(native) -> list[str]:

@@ -106,9 +106,9 @@ class LSTM(Recurrent):
                 return torch.sigmoid(act(name, cell)) if name in pre else None
 
             f, i = gate("f", c), None if coupled else gate("i", c)
-            if coupled:  # i = 1 - σ(a_f + p_f ⊙ c - β); CIFG's 1 - f without a shift
-                i = 1 - (torch.sigmoid(act("f", c) - shift) if shift else f)
-            c = gate_mul(f, c) + gate_mul(i, act_in(pre["g"]))
+            # coupled: i = 1 - σ(a_f + p_f ⊙ c - β), CIFG's 1 - f without a shift (not a gate of its own)
+            inp = (1 - (torch.sigmoid(act("f", c) - shift) if shift else f)) if coupled else i
+            c = gate_mul(f, c) + gate_mul(inp, act_in(pre["g"]))
             o = gate("o", c)
             h = gate_mul(o, act_out(c))
             gates = {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
