@@ -175,9 +175,11 @@ def s1(runs, tables):
     for task, g in runs[runs.solved_threshold.notna()].groupby("task"):
         rnn = g[standard(g, "rnn")]
         covering = [(n, m) for n, m in lstms(g) if set(rnn.seq_len) <= set(g[m].seq_len)] if len(rnn) else []
+        solved_to = []  # each LSTM's longest solved length: the gradient ratio reads the longest of them
         for lstm_name, mask in covering:
             used.append(g[mask | standard(g, "rnn")])
             longest = {"lstm": _longest(g[mask]), "rnn": _longest(rnn)}
+            solved_to.append(longest["lstm"] or 0)
             label = (f"{task}: longest solved {lstm_name} T={longest['lstm'] or 'none'}, "
                      f"rnn T={longest['rnn'] or 'none'}")
             key = f"{task}: longest solved, {lstm_name} vs rnn"
@@ -195,9 +197,8 @@ def s1(runs, tables):
                     solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
                     parts.append((f"{task}: solved at T={longest['lstm']}, {lstm_name} vs rnn", solved,
                                   stats.greater(solved, 0.0), f"{task}: solved at the {lstm_name}'s longest"))
-        longest = max((_longest(g[m]) or 0 for _, m in covering), default=0)
-        if longest:
-            extra.append(_gradient_ratio(tables["profiles"], runs, task, longest))
+        if max(solved_to, default=0):
+            extra.append(_gradient_ratio(tables["profiles"], runs, task, max(solved_to)))
     scope = _scope(pd.concat(used) if used else runs.iloc[:0])
     return _verdict("S1", CLAIMS["S1"][0], parts, scope, " ".join(e for e in extra if e))
 

@@ -44,7 +44,7 @@ FINDINGS = [
             "a forget-gate bias of 1 closes the gap between the LSTM and the GRU",
             stats.SUPPORTED,
             "an architecture search over ten thousand architectures on other tasks, each with its own "
-            "hyperparameter search; here synthetic long-lag tasks at one size and a two-point learning-rate grid"),
+            "hyperparameter search; here synthetic long-lag tasks at one size and a three-point learning-rate grid"),
     Finding("S6", r"cifg lstm",
             "Greff et al. 2017 (conclusions)",
             "coupling the input and forget gates (CIFG) did not significantly hurt on TIMIT, IAM Online or JSB",

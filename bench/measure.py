@@ -91,7 +91,7 @@ def throughput(module: torch.nn.Module, backend, seq_len: int, batch: int, input
     pass alone (no autograd) and forward + backward (grads of a sum of the outputs). A
     `reference` module is timed in the same rounds (ref_seconds): a yardstick that the
     machine's drift moves as much as the module, so that times of different runs compare as
-    ratios to it. `ours`: our cell inside module, whose path each pass records (backends.ran)."""
+    ratios to it. `ours`: our cell inside module, whose path each pass records (accelerations.ran)."""
     device = backend.device
     x = torch.randn(seq_len, batch, input_size, device=device, dtype=backend.torch_dtype)
 

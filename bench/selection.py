@@ -12,6 +12,7 @@ from . import stats
 TUNED = ["config.train.lr"]  # what a trial may change; never a pair key
 assert not set(TUNED) & set(stats.PAIR_KEYS)
 CELL = ["family", "variant", "sized"]  # which cell (claims.annotate's columns)
+MEASURED = ("seeds", "compared_on", "valid_score", "trials", "chosen")  # trials' columns after setting and tuned
 
 
 def trials(runs: pd.DataFrame) -> pd.DataFrame:
@@ -24,7 +25,7 @@ def trials(runs: pd.DataFrame) -> pd.DataFrame:
     train = runs[runs.training & runs.valid_score.notna()]
     tuned = [k for k in TUNED if k in train]
     setting = [*CELL, *(k for k in stats.PAIR_KEYS if k in train and k != "seed")]
-    columns = [*setting, *tuned, "seeds", "compared_on", "valid_score", "trials", "chosen"]
+    columns = [*setting, *tuned, *MEASURED]
     if train.empty or not tuned:
         return pd.DataFrame(columns=columns)
     keys = _filled(train, setting + tuned).assign(valid_score=train.valid_score, seed=train.seed)
@@ -50,7 +51,7 @@ def select(runs: pd.DataFrame) -> pd.DataFrame:
     tuned = [k for k in TUNED if k in runs]
     if not tuned or table.empty:
         return runs
-    keys = [c for c in table.columns if c not in ("seeds", "compared_on", "valid_score", "trials", "chosen")]
+    keys = [c for c in table.columns if c not in MEASURED]
     chosen = table[table.chosen][keys].assign(_chosen=True)
     marked = _filled(runs, keys).merge(chosen, on=keys, how="left")._chosen.fillna(False).to_numpy(bool)
     return runs[~runs.training.to_numpy(bool) | marked]
@@ -62,7 +63,7 @@ def wide(table: pd.DataFrame) -> pd.DataFrame:
     tuned = [k for k in TUNED if k in table]
     if table.empty or not tuned:
         return table
-    keys = [c for c in table.columns if c not in (*tuned, "seeds", "compared_on", "valid_score", "trials", "chosen")]
+    keys = [c for c in table.columns if c not in (*tuned, *MEASURED)]
     shown = [k for k in keys if k in ("family", "task", "seq_len") or table[k].nunique() > 1]
     trial = table[tuned].astype(str).agg(", ".join, axis=1)
     out = table.assign(trial=trial).pivot_table(index=keys, columns="trial", values="valid_score", aggfunc="first")
@@ -123,8 +124,7 @@ def best(config: dict, recorded: pd.DataFrame, free: tuple = (), key: str = "con
                          "allowed: a number, or best once a grid has run there (e.g. train.lr=0.003,0.01)")
     chosen = table[table.chosen]
     if len(chosen) > 1:  # the recorded runs differ in a key of the setting that the config does not set
-        differ = [c for c in chosen.columns if c not in (key, "seeds", "compared_on", "valid_score", "trials")
-                  and chosen[c].nunique(dropna=False) > 1]
+        differ = [c for c in chosen.columns if c not in (key, *MEASURED) and chosen[c].nunique(dropna=False) > 1]
         raise ValueError(f"{key.removeprefix('config.')}=best: the recorded trials of this setting differ in "
                          f"{', '.join(differ)}; allowed: best where they agree, else a number")
     return chosen[key].item()

@@ -48,7 +48,7 @@ class Outcome:
     metrics: list = field(default_factory=list)
     profiles: list = field(default_factory=list)
     throughput: list = field(default_factory=list)  # rows of a throughput run (measure.throughput)
-    path: str | None = None  # the path our cell took in training (backends.ran), or in forward + backward
+    path: str | None = None  # the path our cell took in training (accelerations.ran), or in forward + backward
 
     @property
     def tokens_per_s(self) -> float | None:
