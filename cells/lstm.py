@@ -94,8 +94,7 @@ class LSTM(Recurrent):
 
         def step(xw_t, state):
             h, c = state  # (B, H) each
-            a = torch.addmm(xw_t, h, w_hh_t)
-            pre = dict(zip(blocks, a.chunk(len(blocks), -1)))
+            pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
             if last:  # each fed gate's pre-activation gets R_g [i, f, o]_{t-1}
                 pre.update((g, pre[g] + r) for g, r in zip(fed, (last[-1] @ w_gg.t()).chunk(len(fed), -1)))
 
