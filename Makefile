@@ -7,7 +7,7 @@ JOBS ?= 2
 # where the main job writes its tables, report and figures
 RESULTS ?= results/claims
 # how experiment=claims_full launches its runs: on a cluster, e.g.
-# LAUNCHER='hydra/launcher=slurm hydra.launcher.partition=cpu' (docs/running.md)
+# LAUNCHER='hydra/launcher=slurm hydra.launcher.partition=cpu' (docs/experiments.md)
 LAUNCHER ?= hydra/launcher=joblib hydra.launcher.n_jobs=$(JOBS)
 FULL ?= results/claims-full
 PY := $(VENV)/bin/python

@@ -33,7 +33,7 @@ def block_grad_norms(step: int, module: torch.nn.Module, layout, num_layers: int
             p = getattr(module, f"{kind}_l{k}", None)
             if p is None or p.grad is None:
                 continue
-            names = layout.peepholes if kind == "weight_ch" else layout.blocks
+            names = layout.rows(kind)
             parts = p.grad.split(1 if kind == "weight_ch" else hidden)
             rows += [row(step, "train", "grad_norm_block", g.norm(), k, kind, name) for name, g in zip(names, parts)]
     grads = [p.grad.flatten() for p in readout.parameters() if p.grad is not None]

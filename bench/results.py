@@ -74,8 +74,16 @@ def reason(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
+# Top-level settings added after runs were recorded, with the value those runs ran at: at that value
+# a setting is left out of the run's id (so that the older records keep counting) and filled into
+# the older records when loaded.
+ADDED = {"embed": False}
+
+
 def run_id(config: dict) -> str:
-    """A stable hash of everything that determines a run's result."""
+    """A stable hash of everything that determines a run's result (ADDED settings at their old
+    value left out)."""
+    config = {k: v for k, v in config.items() if not (k in ADDED and v == ADDED[k])}
     return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
@@ -397,5 +405,11 @@ def scan(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> 
 def load_tables(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> dict[str, pd.DataFrame]:
     """{'runs', 'metrics', 'profiles', 'throughput'} (or just `names`) -> DataFrame, each run's
     rows from its latest record under results_dir (tables a run did not write are empty). A
-    damaged record is skipped with one warning line naming its file; `strict`: Damaged is raised."""
-    return scan(results_dir, names, strict)[0]
+    damaged record is skipped with one warning line naming its file; `strict`: Damaged is raised.
+    Runs recorded before a setting of ADDED existed show the value they ran at."""
+    tables = scan(results_dir, names, strict)[0]
+    if "runs" in tables and len(tables["runs"]):
+        runs = tables["runs"]
+        for key, value in ADDED.items():
+            runs[f"config.{key}"] = runs[f"config.{key}"].fillna(value) if f"config.{key}" in runs else value
+    return tables

@@ -82,6 +82,11 @@ def check_top(cfg: DictConfig) -> None:
                          "grid recorded in results_dir)")
     if cfg.train.clip is not None and (not isinstance(cfg.train.clip, (int, float)) or cfg.train.clip <= 0):
         raise ValueError(f"train.clip={cfg.train.clip!r} is not valid; allowed: a number > 0 or null")
+    if not isinstance(cfg.embed, bool):
+        raise ValueError(f"embed={cfg.embed!r} is not valid; allowed: true | false")
+    if cfg.embed and cfg.param_match is not None:
+        raise ValueError("param_match with embed=true is not supported (the cell's input width would change with its "
+                         "size); allowed: one of them")
     if not isinstance(cfg.train.stop_when_solved, bool):
         raise ValueError(f"train.stop_when_solved={cfg.train.stop_when_solved!r} is not valid; allowed: true | false")
 
@@ -104,7 +109,8 @@ def plan(cfg: DictConfig) -> Plan:
     backend = backends.resolve(cfg.backend)
     if cfg.cell.get("_target_") not in CELL_TARGETS:
         raise ValueError(f"cell._target_={cfg.cell.get('_target_')!r} is not valid; allowed: {' | '.join(sorted(CELL_TARGETS))}")
-    input_size = cfg.throughput.input_size if cfg.mode == "throughput" else task.input_size
+    input_size = (cfg.cell.hidden_size if cfg.embed  # the cell reads the embedding
+                  else cfg.throughput.input_size if cfg.mode == "throughput" else task.input_size)
     cell_config = cfg.cell
     cell = _instantiate(cell_config, "cell", input_size=input_size, device="meta")  # checks, no memory
     if cfg.param_match is not None:
@@ -223,8 +229,8 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
 def train_run(cfg: DictConfig, p: Plan) -> Outcome:
     """mode=train: the cell and a readout trained on the task."""
     torch.manual_seed(cfg.seed)
-    cell = instantiate(p.cell_config, input_size=p.task.input_size)
-    model = Model(p.backend.build(cell), p.task).to(p.backend.device, p.backend.torch_dtype)
+    cell = instantiate(p.cell_config, input_size=p.cell.input_size)
+    model = Model(p.backend.build(cell), p.task, embed=cfg.embed).to(p.backend.device, p.backend.torch_dtype)
     return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress)
 
 
@@ -234,8 +240,8 @@ def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:
     t = cfg.throughput
     cell = instantiate(p.cell_config, input_size=p.cell.input_size)
     # the yardstick: torch's own LSTM of the same sizes, timed in the same rounds
-    reference = torch.nn.LSTM(t.input_size, cell.hidden_size).to(p.backend.device, p.backend.torch_dtype)
-    rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, t.input_size,
+    reference = torch.nn.LSTM(cell.input_size, cell.hidden_size).to(p.backend.device, p.backend.torch_dtype)
+    rows = measure.throughput(p.backend.build(cell), p.backend, p.task.seq_len, t.batch_size, cell.input_size,
                               t.repeats, t.warmup, reference, ours=cell)
     macs = sum(w.numel() for name, w in cell.named_parameters() if name.startswith("weight"))  # per token
     return Outcome(throughput=[{**r, "hidden_size": cell.hidden_size, "macs_per_token": macs} for r in rows],

@@ -26,8 +26,9 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 # What makes two runs a pair: everything but the cell (and its size and param_match: the masks
 # that pick each side decide those) and the tuned hyperparameters (bench.selection: each cell at
 # its best learning rate). Only the columns a table has are used, so hand-made tables
-# in tests can leave some out.
-PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "device", "impl", "dtype", "native",
+# in tests can leave some out. Not the path a cell took (cells.accelerations): every path computes
+# the same function, and throughput, where the path matters, is keyed on it (costs.KEYS).
+PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "device", "impl", "dtype",
              "flush_denormal", "config.train.steps", "config.train.batch_size", "task_version"]
 
 

@@ -16,15 +16,18 @@ from . import backends, measure, probes, tasks
 
 
 class Model(nn.Module):
-    """A recurrent cell (T, B, I) -> (T, B, H) and a linear readout shaped for the task."""
+    """A recurrent cell (T, B, I) -> (T, B, H) and a linear readout shaped for the task; with
+    `embed`, a linear layer (T, B, task input) -> (T, B, I) before the cell (or that layer itself)."""
 
-    def __init__(self, cell: nn.Module, task: tasks.Task, readout: nn.Linear | None = None):
+    def __init__(self, cell: nn.Module, task: tasks.Task, readout: nn.Linear | None = None,
+                 embed: bool | nn.Linear | None = None):
         super().__init__()
         self.cell, self.target = cell, task.target
         self.readout = readout if readout is not None else nn.Linear(cell.hidden_size, task.output_size)
+        self.embed = nn.Linear(task.input_size, cell.input_size) if embed is True else embed or None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.cell(x)  # (T, B, H)
+        out, _ = self.cell(x if self.embed is None else self.embed(x))  # (T, B, H)
         if self.target == "sequence":
             return self.readout(out)  # (T, B, C)
         y = self.readout(out[-1])  # (B, C)
@@ -86,7 +89,7 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         too; the training step puts it back)."""
         model.eval()
         backends.sync_weights(model.cell, ours)
-        return Model(ours, task, model.readout)
+        return Model(ours, task, model.readout, model.embed)
 
     def score(batch: tasks.Batch) -> dict:
         model.eval()

@@ -41,10 +41,12 @@ def max_deviation(cell: cells.Recurrent, seq_len: int = 50, batch: int = 8) -> f
 def zoo_table(input_size: int = 10, seed: int = 0) -> list[dict]:
     rows, configs = [], named_cells()
     order = list(cells.CELLS)  # rnn, lstm, gru; each family's standard cell first
-    lstm_params = cells.count_params("lstm", input_size, configs["lstm"]["hidden_size"])
     for name, cfg in configs.items():
         torch.manual_seed(seed)
-        cell = instantiate(cfg, input_size=input_size)
+        cls = cells.CELLS[cfg["_target_"].split(".")[-1].lower()]
+        width = cfg["hidden_size"] if cls.adds_raw_input(cls.resolve_flags(
+            {k: v for k, v in cfg.items() if k in cls.FLAGS})) else input_size  # MUT1, MUT2: I = H
+        cell = instantiate(cfg, input_size=width)
         n_params = sum(p.numel() for p in cell.parameters())
         deviations = {}
         for dtype in (torch.float64, torch.float32):
@@ -55,11 +57,12 @@ def zoo_table(input_size: int = 10, seed: int = 0) -> list[dict]:
             "cell": name,
             "class": type(cell).__name__,
             "flags": ", ".join(f"{k}={v}" for k, v in changed.items()) or "-",
+            "input_size": width,
             "hidden_size": cell.hidden_size,
             "n_params": n_params,
-            "closed_form": cells.count_params(type(cell), input_size, cell.hidden_size,
+            "closed_form": cells.count_params(type(cell), width, cell.hidden_size,
                                               cell.num_layers, **cell.flags),
-            "vs_lstm": n_params / lstm_params,
+            "vs_lstm": n_params / cells.count_params("lstm", width, configs["lstm"]["hidden_size"]),
             "dev_f64": deviations[torch.float64],
             "dev_f32": deviations[torch.float32],
         })
@@ -70,7 +73,7 @@ def zoo_table(input_size: int = 10, seed: int = 0) -> list[dict]:
 def format_table(rows: list[dict]) -> str:
     fmt = lambda v: "-" if v is None else f"{v:.2e}" if isinstance(v, float) and v < 1e-3 else (  # noqa: E731
         f"{v:.3f}" if isinstance(v, float) else str(v))
-    header = ["cell", "class", "flags", "hidden_size", "n_params", "closed_form", "vs_lstm",
+    header = ["cell", "class", "flags", "input_size", "hidden_size", "n_params", "closed_form", "vs_lstm",
               "dev_f64", "dev_f32"]
     lines = [header] + [[fmt(r[h]) for h in header] for r in rows]
     widths = [max(len(line[i]) for line in lines) for i in range(len(header))]
@@ -85,8 +88,9 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     print(format_table(zoo_table(args.input_size, args.seed)))
-    print(f"\nn_params: recurrent parameters at input_size={args.input_size}; closed_form: "
-          "count_params(); vs_lstm: ratio to the standard LSTM's count.\n"
+    print(f"\nn_params: recurrent parameters at input_size={args.input_size} (hidden_size for MUT1 and MUT2, "
+          "which add x_t unweighted); closed_form: count_params(); vs_lstm: ratio to the standard LSTM's "
+          "count at the same sizes.\n"
           "dev_f64 / dev_f32: max |ours - torch.nn| over outputs, final states and all gradients "
           "(T=50, B=8) with copied weights; '-' where torch has no module computing that cell.")
 

@@ -32,6 +32,14 @@ class Layout(NamedTuple):
     chrono: tuple[tuple[str, float], ...] = ()  # (block, sign): chrono writes sign * log U[1, t_max-1]
     # gates whose activations at t-1 feed each of them at t (Greff et al.'s FGR): weight_gg's blocks
     recurrent_gates: tuple[str, ...] = ()
+    no_input: tuple[str, ...] = ()  # blocks without rows in weight_ih (MUT1-3: x enters them unweighted)
+    no_hidden: tuple[str, ...] = ()  # blocks without rows in weight_hh (MUT1's z does not see h)
+
+    def rows(self, kind: str) -> tuple[str, ...]:
+        """The blocks of parameter `kind` ('weight_ih', 'weight_hh', 'bias_ih', ...), in row order."""
+        left_out = {"weight_ih": self.no_input, "weight_hh": self.no_hidden}.get(kind, ())
+        named = {"weight_ch": self.peepholes, "weight_gg": self.recurrent_gates}.get(kind, self.blocks)
+        return tuple(b for b in named if b not in left_out)
 
 
 class Flag(NamedTuple):
@@ -105,11 +113,13 @@ class Recurrent(nn.Module):
         self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
         self.paths = [accelerations.STEPS] * num_layers  # each layer's path in the last forward (_run_layer)
 
+        self.check_sizes(self.flags, input_size, hidden_size)
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
+        gi, gr = (len(self.layout.rows(kind)) * hidden_size for kind in ("weight_ih", "weight_hh"))
         for k in range(num_layers):
             width = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(gh, width, **factory)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gh, hidden_size, **factory)))
+            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(gi, width, **factory)))
+            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gr, hidden_size, **factory)))
             if bias:
                 self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gh, **factory)))
                 self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(gh, **factory)))
@@ -139,6 +149,19 @@ class Recurrent(nn.Module):
     @classmethod
     def make_layout(cls, flags: dict) -> Layout:
         raise NotImplementedError
+
+    @classmethod
+    def adds_raw_input(cls, flags: dict) -> bool:
+        """Whether these flags add x_t itself to an H-wide sum (MUT1, MUT2): input_size must be hidden_size."""
+        return False
+
+    @classmethod
+    def check_sizes(cls, flags: dict, input_size: int, hidden_size: int) -> None:
+        if cls.adds_raw_input(flags) and input_size != hidden_size:
+            changed = ", ".join(f"{k}={v!r}" for k, v in flags.items() if v != cls.FLAGS[k].default)
+            raise ValueError(f"cells.{cls.__name__}({changed}) adds x_t to an H-wide sum: input_size must equal "
+                             f"hidden_size (got {input_size} and {hidden_size}); allowed: input_size={hidden_size} "
+                             f"(in rnnbench: embed=true)")
 
     @classmethod
     def check_init(cls, flags: dict, layout: Layout, bias: bool) -> None:
@@ -194,9 +217,9 @@ class Recurrent(nn.Module):
     def flatten_parameters(self) -> None:
         """torch's cuDNN weight packing; our parameters are used as they are, so nothing to do."""
 
-    def _block(self, tensor: torch.Tensor, block: str) -> torch.Tensor:
-        """The H rows of `tensor` (weight or bias) that belong to `block`."""
-        j, h = self.layout.blocks.index(block), self.hidden_size
+    def _block(self, tensor: torch.Tensor, block: str, kind: str = "bias_ih") -> torch.Tensor:
+        """The H rows of `tensor`, a parameter of `kind`, that belong to `block`."""
+        j, h = self.layout.rows(kind).index(block), self.hidden_size
         return tensor[j * h:(j + 1) * h]
 
     @torch.no_grad()

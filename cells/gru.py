@@ -6,15 +6,38 @@ h_t = (1 - z) ⊙ h_{t-1} + z ⊙ h', so the seed's z is our 1 - z. Blocks in to
     reset after (torch, cuDNN):  n = tanh(W_in x_t + b_in + r ⊙ (W_hn h_{t-1} + b_hn))
     reset before (seed, Cho):    n = tanh(W_in x_t + b_in + W_hn (r ⊙ h_{t-1}) + b_hn)
     h_t = (1 - z) ⊙ n + z ⊙ h_{t-1}
+Jozefowicz et al. 2015's MUT1-3 (found by an architecture search) are GRUs resetting before, each
+with one change (z keeping the state here, where the paper's z writes the candidate: the same cells,
+the gate's weights negated):
+    MUT1: z = σ(W_iz x_t + b_z), no h;   n = tanh(tanh(x_t) + b_in + W_hn (r ⊙ h_{t-1}) + b_hn)
+    MUT2: r = σ(x_t + W_hr h_{t-1} + b_r), x unweighted
+    MUT3: z = σ(W_iz x_t + W_hz tanh(h_{t-1}) + b_z)
+MUT1 and MUT2 add x_t to an H-wide sum: they take input_size = hidden_size only.
 """
+from typing import Callable, NamedTuple
+
 import torch
 from torch.nn import functional as F
 
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
-from . import accelerations, gru_scan
-from .gru_scan import Spec
+from . import accelerations
+from .gru_scan import GRUScan, GRUSpec
 
 BOOL = (True, False)
+
+
+class Mutation(NamedTuple):
+    """What one of MUT1-3 changes in the GRU resetting before."""
+    raw_input: tuple[str, Callable] | None = None  # (block, fn): the block's input term is fn(x_t), no W_i
+    no_hidden: str | None = None  # the block whose pre-activation has no hidden term
+    squashed: str | None = None  # the block whose hidden term is W_h tanh(h_{t-1})
+
+
+MUTATIONS = {
+    1: Mutation(raw_input=("n", torch.tanh), no_hidden="z"),
+    2: Mutation(raw_input=("r", lambda x: x)),
+    3: Mutation(squashed="z"),
+}
 
 
 class GRU(Recurrent):
@@ -27,6 +50,7 @@ class GRU(Recurrent):
         tied_gates=True    # False: h_t = f ⊙ h_{t-1} + i ⊙ n with f the z block and its own input
                            #   gate i, a block appended after n (r, z, n, i)
         minimal=False      # True: MGU (Zhou et al. 2016), blocks f, n with r = f and z = 1 - f
+        mutation=None      # 1 | 2 | 3: Jozefowicz et al. 2015's MUT1-3 (above), with reset_after=False
         init='default'     # 'orthogonal' | 'identity' | 'chrono' (z bias log U[1, t_max-1]; i = -z; MGU f = -z)
         t_max=None         # chrono's longest expected dependency
     """
@@ -37,12 +61,25 @@ class GRU(Recurrent):
         "update_gate": Flag(True, BOOL),
         "tied_gates": Flag(True, BOOL),
         "minimal": Flag(False, BOOL),
+        "mutation": Flag(None, (None, *MUTATIONS)),
         **COMMON_FLAGS,
     }
 
     @classmethod
     def make_layout(cls, flags: dict) -> Layout:
         err = lambda msg: flag_error("cells.GRU", msg)  # noqa: E731
+        if flags["mutation"] is not None:
+            name = f"mutation={flags['mutation']} (MUT{flags['mutation']}, a GRU resetting before)"
+            if flags["reset_after"]:
+                raise err(f"{name} needs reset_after=False")
+            for flag in ("reset_gate", "update_gate", "tied_gates"):
+                if not flags[flag]:
+                    raise err(f"{name} contradicts {flag}=False")
+            if flags["minimal"]:
+                raise err(f"{name} contradicts minimal=True")
+            m = MUTATIONS[flags["mutation"]]
+            return Layout(("r", "z", "n"), chrono=(("z", 1.0),), no_input=m.raw_input[:1] if m.raw_input else (),
+                          no_hidden=(m.no_hidden,) if m.no_hidden else ())
         if flags["minimal"]:
             for flag in ("reset_gate", "update_gate", "tied_gates"):
                 if not flags[flag]:
@@ -55,6 +92,10 @@ class GRU(Recurrent):
         blocks += ("i",) * (not flags["tied_gates"])
         chrono = (("z", 1.0),) + (("i", -1.0),) * (not flags["tied_gates"])
         return Layout(blocks, chrono=chrono if flags["update_gate"] else ())
+
+    @classmethod
+    def adds_raw_input(cls, flags):
+        return flags["mutation"] is not None and MUTATIONS[flags["mutation"]].raw_input is not None
 
     @property
     def _reset(self) -> str | None:
@@ -75,7 +116,15 @@ class GRU(Recurrent):
         is_n[blocks.index("n")] = 1
         is_n = is_n.expand(-1, H).reshape(-1)  # (G*H,) 1 on the n block
         b_gates = None if b_ih is None else b_ih + b_hh * (1 - is_n)
-        xw = F.linear(x, w_ih, b_gates)  # (T, B, G*H)
+        mutation = MUTATIONS.get(self.mutation, Mutation())
+        if mutation.raw_input is None:
+            xw = F.linear(x, w_ih, b_gates)  # (T, B, G*H)
+        else:  # one block's input term is fn(x), not a weight's
+            raw, fn = mutation.raw_input
+            terms = dict(zip(self.layout.rows("weight_ih"), F.linear(x, w_ih).chunk(len(blocks) - 1, -1)))
+            terms[raw] = fn(x)
+            xw = torch.cat([terms[b] for b in blocks], -1)
+            xw = xw if b_gates is None else xw + b_gates
 
         if self._after:
             w_hh_t, b_hn = w_hh.t(), None if b_hh is None else b_hh * is_n
@@ -85,12 +134,17 @@ class GRU(Recurrent):
                               .chunk(len(blocks), -1)))
                 return hw, lambda r: gate_mul(r, hw["n"])
         else:  # reset before: n needs r ⊙ h, so the gates' matmul comes first
-            n_rows = slice(blocks.index("n") * H, (blocks.index("n") + 1) * H)
-            w_gates_t = torch.cat([self._block(w_hh, g) for g in gates]).t()  # (H, (G-1)*H)
-            w_n, b_n = w_hh[n_rows], None if b_hh is None else b_hh[n_rows]
+            seen = [g for g in gates if g not in (mutation.no_hidden, mutation.squashed)]  # W_h h
+            w_seen_t = torch.cat([self._block(w_hh, g, "weight_hh") for g in seen]).t()  # (H, len(seen)*H)
+            w_sq_t = self._block(w_hh, mutation.squashed, "weight_hh").t() if mutation.squashed else None
+            w_n, b_n = self._block(w_hh, "n", "weight_hh"), None if b_hh is None else self._block(b_hh, "n")
 
             def hidden(h):
-                hw = dict(zip(gates, (h @ w_gates_t).chunk(len(gates), -1)))
+                hw = dict(zip(seen, (h @ w_seen_t).chunk(len(seen), -1)))
+                if mutation.no_hidden:
+                    hw[mutation.no_hidden] = 0
+                if w_sq_t is not None:
+                    hw[mutation.squashed] = torch.tanh(h) @ w_sq_t
                 return hw, lambda r: F.linear(r * h, w_n, b_n)
 
         def step(xw_t, state):
@@ -115,14 +169,14 @@ class GRU(Recurrent):
 def _scan(cell: GRU, k, x, state, loops):
     """Layer k through GRUScan (the compiled loops, or its torch loops where `loops` is None): the
     same function as _prepare's steps, with a hand-written backward. GRUScan reads the parameters
-    in their layout and orders them itself. Every flag set is covered."""
+    in their layout and orders them itself. Every flag set but MUT1-3."""
     w_ih, w_hh, b_ih, b_hh, _ = cell._params(k)
     mix = ("minimal" if cell.minimal else "untied" if not cell.tied_gates
            else "tied" if cell.update_gate else "replace")
-    spec = Spec(cell.layout.blocks, cell._reset, mix, cell._after)
-    out = gru_scan.GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, cell._workspaces[k],
-                                 torch.is_grad_enabled(), loops)
+    spec = GRUSpec(cell.layout.blocks, cell._reset, mix, cell._after)
+    out = GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, cell._workspaces[k],
+                        torch.is_grad_enabled(), loops)
     return out, (out[-1],)
 
 
-accelerations.register_scan("gru", _scan)
+accelerations.register_scan("gru", _scan, covers=lambda flags: flags["mutation"] is None)

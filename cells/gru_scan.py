@@ -27,23 +27,14 @@ from dataclasses import dataclass
 
 import torch
 
+from .scans import block_slices, sigmoid_backward, steps, steps_per_buffer, tanh_backward
 from .workspace import Workspace
 
-tanh_backward = torch.ops.aten.tanh_backward.grad_input  # grad * (1 - y²), written into grad_input
-sigmoid_backward = torch.ops.aten.sigmoid_backward.grad_input  # grad * y (1 - y)
-# The backward's buffer of ∂L/∂p, per device type: on a CPU a few steps, 4 MB (of 1, 2, 4, 16 MB
-# the fastest, 3-5% faster than 1 MB; T=100 B=64 H=256, GRU and untied GRU, compiled and torch
-# loops; the LSTM's compiled loops use it too: 1 to 8 MB within 1%, all T steps 3% slower);
-# elsewhere (not named) all T steps: on an H200 one buffer took 0.69-1.02x the time of 1 MB ones
-# (forward+backward, T=100, H=64 to 1024, B=16 to 256; 0.9 typical).
-CHUNK_BYTES = {"cpu": 4 << 20}
-
-
-MIXES = ("tied", "untied", "minimal", "replace")  # Spec.mix; gru_native.cpp's Mix, in this order
+MIXES = ("tied", "untied", "minimal", "replace")  # GRUSpec.mix; gru_native.cpp's Mix, in this order
 
 
 @dataclass(frozen=True)
-class Spec:
+class GRUSpec:
     blocks: tuple[str, ...]  # the parameters' blocks, in their row order (n and the gates)
     reset: str | None  # the gate acting as r ('r', 'f' for MGU) or None
     mix: str  # one of MIXES
@@ -54,22 +45,9 @@ class Spec:
         return tuple(b for b in self.blocks if b != "n")
 
 
-def steps_per_buffer(dout: torch.Tensor, width: int) -> int:
-    """How many steps of a backward's gradient buffer, rows of `width` values per batch element,
-    fit CHUNK_BYTES on dout's device (T, B, H): all T where it names none."""
-    T, B = dout.shape[:2]
-    chunk = CHUNK_BYTES.get(dout.device.type)
-    return T if chunk is None else max(1, min(T, chunk // (B * width * dout.element_size())))
-
-
-def _steps(a: torch.Tensor | None):
-    """The per-step views of a (T, ...) buffer, or None."""
-    return None if a is None else a.unbind(0)
-
-
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: Spec, space: Workspace, grad: bool, loops):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: GRUSpec, space: Workspace, grad: bool, loops):
         """x (T, B, I); the layer's parameters, blocks in spec.blocks' order (biases None or both);
         h0 (B, H) -> h_1 .. h_T (T, B, H). The buffers only this Function reads (p, n, r ⊙ h, the
         backward's) come from the layer's `space`. grad: whether autograd records the call (the
@@ -102,9 +80,9 @@ class GRUScan(torch.autograd.Function):
         rh = None if spec.reset_after else space.empty("rh", (T, B, H), x)  # r ⊙ h, W_n's input (before)
         w_rows_t, w_n_t = (w_hh if spec.reset_after else w_hh[:nG]).t(), w_hh[nG:].t()
         # per-step views, made once (indexing inside the loop costs as much as a small kernel)
-        H_, N_, RH_ = (_steps(a) for a in (hs, ns, rh))
-        XN, HW, G_, HN_ = _steps(p[..., :H]), _steps(p[..., H:]), _steps(p[..., H:H + nG]), _steps(p[..., H + nG:])
-        gate = {name: _steps(p[..., c]) for name, c in _columns(spec, H).items()}
+        H_, N_, RH_ = (steps(a) for a in (hs, ns, rh))
+        XN, HW, G_, HN_ = steps(p[..., :H]), steps(p[..., H:]), steps(p[..., H:H + nG]), steps(p[..., H + nG:])
+        gate = {name: steps(p[..., c]) for name, c in _gate_columns(spec, H).items()}
         r_ = gate.get(spec.reset)
         for t in range(T):
             h, n = H_[t], N_[t]
@@ -144,15 +122,15 @@ class GRUScan(torch.autograd.Function):
             dx_rows = dout.new_empty(0) if dx is None else dx.view(T * B, I)
             D = ctx.native.gru_backward(dout.contiguous(), p, *ctx.saved_tensors[4:6], hs, w_hh, dp, x2, dw_hh_t,
                                         dw_proj_t, dx_rows, w_proj[:, :I])
-            return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
+            return _param_grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())
         ns, rh = ctx.saved_tensors[4:6]
         w_rows, w_n = (w_hh if spec.reset_after else w_hh[:nG]), w_hh[nG:]
-        H_, N_ = _steps(hs), _steps(ns)
-        HN_ = _steps(p[..., H + nG:])
-        gate = {name: _steps(p[..., c]) for name, c in _columns(spec, H).items()}
-        dgate = {name: _steps(dp[..., c]) for name, c in _columns(spec, H).items()}
-        DXN, DHN = _steps(dp[..., :H]), _steps(dp[..., H + nG:])  # ∂L/∂ n's pre-activation, ∂L/∂hn
-        DH = _steps(dp[..., H:] if spec.reset_after else dp[..., H:H + nG])  # ∂L/∂ the hidden matmul
+        H_, N_ = steps(hs), steps(ns)
+        HN_ = steps(p[..., H + nG:])
+        gate = {name: steps(p[..., c]) for name, c in _gate_columns(spec, H).items()}
+        dgate = {name: steps(dp[..., c]) for name, c in _gate_columns(spec, H).items()}
+        DXN, DHN = steps(dp[..., :H]), steps(dp[..., H + nG:])  # ∂L/∂ n's pre-activation, ∂L/∂hn
+        DH = steps(dp[..., H:] if spec.reset_after else dp[..., H:H + nG])  # ∂L/∂ the hidden matmul
         D = dout[T - 1]  # ∂L/∂h_{t+1} along all paths
         douts = (None, *dout[:-1].unbind(0))  # douts[t]: h_t's own output gradient (h_0 has none)
         for t in range(T - 1, -1, -1):
@@ -199,14 +177,14 @@ class GRUScan(torch.autograd.Function):
                 dw_proj_t.addmm_(x2[t * B:(t + k) * B].t(), rows)
                 if dx is not None:
                     torch.mm(rows, w_proj[:, :I], out=dx[seen].view(k * B, I))
-        return _grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())  # the last D is ∂L/∂h_0
+        return _param_grads(ctx, dx, dw_proj_t.t(), I, D, dw_hh_t.t())  # the last D is ∂L/∂h_0
 
 
-def _assemble(spec: Spec, w_ih, w_hh, b_ih, b_hh, H: int):
+def _assemble(spec: GRUSpec, w_ih, w_hh, b_ih, b_hh, H: int):
     """The parameters in the loops' order: the projection's rows in p's column order (n, the
     gates, reset after the slot with zero weights), with the bias as a last column (the hidden
     biases outside r folded in; b_hn is the slot's, or, before, xn's); w_hh's rows gates then n."""
-    rows = _rows(spec, H)
+    rows = block_slices(spec.blocks, H)
     order = (*spec.gates, "n")
     if order != spec.blocks:
         w_hh = torch.cat([w_hh[rows[b]] for b in order])
@@ -220,11 +198,11 @@ def _assemble(spec: Spec, w_ih, w_hh, b_ih, b_hh, H: int):
     return w_proj, w_hh
 
 
-def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
+def _param_grads(ctx, dx, dw_proj, I, dh0, dw_hh):
     """GRUScan.forward's input gradients from those of _assemble's parameters: dw_proj (W, I')
     in p's column order, dw_hh (nG + H, H) gates then n."""
     spec, H = ctx.spec, dh0.shape[-1]
-    rows, cols = _rows(spec, H), {"n": slice(0, H), **_columns(spec, H)}  # p's columns, less the slot
+    rows, cols = block_slices(spec.blocks, H), {"n": slice(0, H), **_gate_columns(spec, H)}  # p's columns, less the slot
     d_ih, d_hh = dw_proj.new_empty(len(spec.blocks) * H, I), dw_hh.new_empty(dw_hh.shape)
     for b, c in cols.items():
         d_ih[rows[b]] = dw_proj[c, :I]
@@ -240,11 +218,6 @@ def _grads(ctx, dx, dw_proj, I, dh0, dw_hh):
     return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None, None
 
 
-def _rows(spec: Spec, H: int) -> dict[str, slice]:
-    """Each block's rows in the parameters."""
-    return {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
-
-
-def _columns(spec: Spec, H: int) -> dict[str, slice]:
-    """Each gate's columns in p."""
-    return {g: slice(H * (1 + j), H * (2 + j)) for j, g in enumerate(spec.gates)}
+def _gate_columns(spec: GRUSpec, H: int) -> dict[str, slice]:
+    """Each gate's columns in p (after xn's H)."""
+    return block_slices(spec.gates, H, start=H)

@@ -10,7 +10,7 @@ import torch
 
 from . import accelerations
 from ._base import COMMON_FLAGS, Flag, Layout, Recurrent, flag_error, gate_mul
-from .lstm_scan import LSTMScan, Spec
+from .lstm_scan import LSTMScan, LSTMSpec
 
 ACTIVATIONS = {"tanh": torch.tanh, "identity": lambda v: v}
 BOOL = (True, False)
@@ -123,7 +123,7 @@ def _scan(cell: LSTM, k, x, state, loops):
     the same function as _prepare's steps, with a hand-written backward. LSTMScan makes the input
     projection itself (into its reused workspace). Every flag set but a shifted coupling (JANET) and
     gate recurrence (FGR)."""
-    spec = Spec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
+    spec = LSTMSpec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
                 cell.input_activation == "tanh", cell.output_activation == "tanh")
     out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops)
     return out, (out[-1], c)

@@ -17,15 +17,12 @@ from dataclasses import dataclass
 
 import torch
 
-from . import gru_scan
-from .gru_scan import _steps, sigmoid_backward, tanh_backward
+from .scans import block_slices, sigmoid_backward, steps, steps_per_buffer, tanh_backward, tanh_grad
 from .workspace import Workspace
-
-tanh_grad = torch.ops.aten.tanh_backward.default  # grad * (1 - y²), into a new tensor
 
 
 @dataclass(frozen=True)
-class Spec:
+class LSTMSpec:
     blocks: tuple[str, ...]  # weight blocks in column order, a subset of i, f, g, o
     peepholes: tuple[str, ...]  # the rows of w_ch
     coupled: bool
@@ -35,7 +32,7 @@ class Spec:
 
 class LSTMScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: Spec, space: Workspace, grad: bool, loops):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: LSTMSpec, space: Workspace, grad: bool, loops):
         """x (T, B, I); the layer's parameters (biases None or both; w_ch (P, H) or None); h0, c0
         (B, H) -> (h_1 .. h_T, c_T). The buffers only this Function reads (the activations, the
         backward's) come from `space`. grad: whether autograd records the call (the compiled loops
@@ -61,12 +58,12 @@ class LSTMScan(torch.autograd.Function):
                                     spec.coupled, spec.tanh_in, spec.tanh_out, grad)
             ctx.save_for_backward(x2, w_proj, hs, cs, acts, kf, w_hh, w_ch)
             return hs[1:], cs[T % len(cs)]
-        col = _columns(spec, H)
+        col = block_slices(spec.blocks, H)  # each block's columns in a step's activations
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
         cs = space.empty("cs", (T + 1, B, H), x)
         cs[0] = c0
         outs = space.empty("outs", (T, B, H), x) if spec.tanh_out else None  # act_out(c')
-        H_, C_, A_, O_ = hs.unbind(0), cs.unbind(0), acts.unbind(0), _steps(outs)
+        H_, C_, A_, O_ = hs.unbind(0), cs.unbind(0), acts.unbind(0), steps(outs)
         blk = {b: acts[..., c].unbind(0) for b, c in col.items()}
         w_t = w_hh.t()
         for t in range(T):
@@ -115,18 +112,18 @@ class LSTMScan(torch.autograd.Function):
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, GH), w_proj.new_zeros(w_proj.shape[1], GH)
         dw_ch = None if w_ch is None else torch.zeros_like(w_ch)
         if ctx.native:
-            K = gru_scan.steps_per_buffer(dout, GH)
+            K = steps_per_buffer(dout, GH)
             dp = ctx.space.empty("dp", (K, B, GH), dout)  # ∂L/∂ the pre-activations of K steps, step t in row t % K
             dh, dc = ctx.native.lstm_backward(
                 dout.contiguous(), dc, acts, outs, hs, cs, w_hh, dp, x2, dw_hh_t, dw_proj_t,
                 _or_empty(dx, dout).view(-1, I), w_proj[:, :I], _or_empty(dw_ch, dout), *_indices(spec, H))
-            return _grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh, dc)
-        col = _columns(spec, H)
+            return _param_grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh, dc)
+        col = block_slices(spec.blocks, H)  # each block's columns in a step's activations
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
         dpre = ctx.space.empty("dpre", acts.shape, dout)  # ∂L/∂ pre-activations of every block and step
         blk = {b: acts[..., c].unbind(0) for b, c in col.items()}
         dblk = {b: dpre[..., c].unbind(0) for b, c in col.items()}
-        C_, O_, DP, DOUT = cs.unbind(0), _steps(outs), dpre.unbind(0), dout.unbind(0)
+        C_, O_, DP, DOUT = cs.unbind(0), steps(outs), dpre.unbind(0), dout.unbind(0)
         dh = torch.zeros_like(dout[0])
         for t in range(T - 1, -1, -1):
             D = dh + DOUT[t]
@@ -168,10 +165,10 @@ class LSTMScan(torch.autograd.Function):
             seen = {"i": cs[:-1], "f": cs[:-1], "o": cs[1:]}
             for j, n in enumerate(spec.peepholes):
                 dw_ch[j] = (dpre[..., col[n]] * seen[n]).sum((0, 1))
-        return _grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh, dc)
+        return _param_grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh, dc)
 
 
-def _grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh0, dc0):
+def _param_grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh0, dc0):
     """LSTMScan.forward's input gradients, from the transposed ones of w_proj (I', GH), the bias
     its last row, and of w_hh (H, GH)."""
     db = dw_proj_t[I] if ctx.has_bias else None
@@ -179,12 +176,7 @@ def _grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh0, dc0):
             None, None, None, None)
 
 
-def _columns(spec: Spec, H: int) -> dict[str, slice]:
-    """Each block's columns in a step's row of activations."""
-    return {b: slice(j * H, (j + 1) * H) for j, b in enumerate(spec.blocks)}
-
-
-def _indices(spec: Spec, H: int) -> tuple[list[int], list[int]]:
+def _indices(spec: LSTMSpec, H: int) -> tuple[list[int], list[int]]:
     """For the compiled loops: the first column of i, f, g, o and the peephole row of i, f, o (-1:
     none)."""
     cols = [spec.blocks.index(b) * H if b in spec.blocks else -1 for b in "ifgo"]

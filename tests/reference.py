@@ -105,6 +105,38 @@ def gru_step(P, x, h, f):
     return (1 - seed_z) * h + seed_z * n
 
 
+MUT_RAW = {1: "n", 2: "r"}  # the block x_t enters unweighted (docs/cells.md): no rows in weight_ih
+MUT_BLIND = {1: "z"}  # the block that does not see h: no rows in weight_hh
+
+
+def _mut_params(cell, k: int, m: int):
+    """Jozefowicz et al.'s MUT{m}, layer k: {block: W_x (H, I)}, {block: W_h (H, H)}, {block: b (H,)},
+    blocks r, z, n, with the rows of a block that has no weight left out."""
+    H, rows = cell.hidden_size, lambda t, names: {b: t[j * H:(j + 1) * H] for j, b in enumerate(names)}  # noqa: E731
+    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}"), getattr(cell, f"weight_hh_l{k}")
+    b = getattr(cell, f"bias_ih_l{k}") + getattr(cell, f"bias_hh_l{k}")
+    return (rows(w_ih, [g for g in "rzn" if g != MUT_RAW.get(m)]), rows(w_hh, [g for g in "rzn" if g != MUT_BLIND.get(m)]),
+            rows(b, "rzn"))
+
+
+def mut_step(m, Wx, Wh, b, x, h):
+    """The paper's equations, its z (which weighs the candidate) the logistic of minus our z block's
+    pre-activation: h_{t+1} = n ⊙ z + h_t ⊙ (1 - z)."""
+    if m == 1:
+        z = _sig(-(x @ Wx["z"].T + b["z"]))
+        r = _sig(x @ Wx["r"].T + h @ Wh["r"].T + b["r"])
+        n = torch.tanh((r * h) @ Wh["n"].T + torch.tanh(x) + b["n"])
+    elif m == 2:
+        z = _sig(-(x @ Wx["z"].T + h @ Wh["z"].T + b["z"]))
+        r = _sig(x + h @ Wh["r"].T + b["r"])
+        n = torch.tanh((r * h) @ Wh["n"].T + x @ Wx["n"].T + b["n"])
+    else:
+        z = _sig(-(x @ Wx["z"].T + torch.tanh(h) @ Wh["z"].T + b["z"]))
+        r = _sig(x @ Wx["r"].T + h @ Wh["r"].T + b["r"])
+        n = torch.tanh((r * h) @ Wh["n"].T + x @ Wx["n"].T + b["n"])
+    return n * z + h * (1 - z)
+
+
 def reference_forward(cell, x, hx=None):
     """x (T, B, I) -> output (T, B, H) and final states [(L, B, H), ...], as the equations say."""
     family, flags = type(cell).__name__.lower(), cell.flags
@@ -117,10 +149,12 @@ def reference_forward(cell, x, hx=None):
     blocks = expected_blocks(family, flags)
     finals = []
     for k in range(L):
-        P, w_ch = _layer_params(cell, k, blocks)
+        P, w_ch = (None, None) if flags.get("mutation") else _layer_params(cell, k, blocks)
         peep = dict(zip(expected_peepholes(flags), w_ch)) if w_ch is not None else {}
         state = tuple(s[k] for s in hx)
         R, last = _gate_blocks(cell, k, blocks, flags), None
+        mutation = flags.get("mutation")
+        mut = _mut_params(cell, k, mutation) if mutation else None
         outs = []
         for t in range(x.shape[0]):
             if family == "rnn":
@@ -129,6 +163,8 @@ def reference_forward(cell, x, hx=None):
                 state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
             elif family == "lstm":
                 state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last)
+            elif mutation:
+                state = (mut_step(mutation, *mut, x[t], state[0]),)
             else:
                 state = (gru_step(P, x[t], state[0], {**GRU_DEFAULTS, **flags}),)
             outs.append(state[0])

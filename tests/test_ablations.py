@@ -29,7 +29,17 @@ FLAG_CASES = [
     ("GRU", {"minimal": True, "reset_after": False}), ("GRU", {"tied_gates": False, "reset_after": False}),
     ("GRU", {"reset_gate": False, "update_gate": False}), ("GRU", {"update_gate": False, "reset_after": False}),
     ("GRU", {"reset_gate": False, "tied_gates": False}), ("GRU", {"init": "chrono", "t_max": 20}),
+    ("GRU", {"reset_after": False, "mutation": 1}), ("GRU", {"reset_after": False, "mutation": 2}),
+    ("GRU", {"reset_after": False, "mutation": 3}),
 ]
+
+
+def make(case, input_size, hidden_size, num_layers, **kwargs):
+    """The case's cell; input_size is hidden_size where the flags add x_t unweighted (MUT1, MUT2)."""
+    name, flags = case
+    cls = getattr(cells, name)
+    square = cls.adds_raw_input(cls.resolve_flags(flags))
+    return cls(hidden_size if square else input_size, hidden_size, num_layers, **kwargs, **flags)
 
 
 def ids(case):
@@ -67,12 +77,11 @@ def scan_and_steps(cell, x, hx):
 @pytest.mark.parametrize("num_layers", [1, 2])
 @pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
 def test_flag_follows_its_equation(case, num_layers):
-    name, flags = case
-    cell = getattr(cells, name)(I, H, num_layers, dtype=F64, **flags)
+    cell = make(case, I, H, num_layers, dtype=F64)
     with torch.no_grad():  # spread the parameters so that every gate is away from 1/2
         for p in cell.parameters():
             p.mul_(3)
-    x = torch.randn(T, B, I, dtype=F64)
+    x = torch.randn(T, B, cell.input_size, dtype=F64)
     hx = tuple(torch.randn(num_layers, B, H, dtype=F64) for _ in range(cell.n_states))
     got = outputs_and_grads(call(cell), cell, x, hx)
     want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)

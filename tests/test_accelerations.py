@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import cells
-from cells import accelerations, gru_scan
+from cells import accelerations, scans
 from cells._base import INIT_FLAGS
 
 from test_ablations import B, F64, H, I, T, outputs_and_grads
@@ -58,7 +58,7 @@ def test_acceleration_equals_the_step_loop(acceleration, flags, chunked, monkeyp
     if not acceleration.available():
         pytest.skip(f"{acceleration.name} is not available here (cells/native.py could not build its loops)")
     if chunked:
-        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})
+        monkeypatch.setattr(scans, "CHUNK_BYTES", {"cpu": 4 * B * 3 * H * 8})
     monkeypatch.setattr(accelerations, "REGISTRY", [acceleration])
     cell = FAMILIES[acceleration.family](I, H, 2, dtype=F64, **flags)
     x = torch.randn(T, B, I, dtype=F64)

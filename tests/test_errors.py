@@ -23,6 +23,10 @@ CONTRADICTIONS = [
     ("RNN", {"init": "chrono", "t_max": 10}, "chrono"),
     ("LSTM", {"init": "chrono"}, "t_max"),
     ("GRU", {"t_max": 10}, "t_max"),
+    ("GRU", {"mutation": 3}, "reset_after=False"),
+    ("GRU", {"mutation": 3, "reset_after": False, "reset_gate": False}, "reset_gate"),
+    ("GRU", {"mutation": 3, "reset_after": False, "minimal": True}, "minimal"),
+    ("GRU", {"mutation": 1, "reset_after": False}, "input_size must equal hidden_size"),  # I = 3, H = 4
 ]
 
 
@@ -47,6 +51,7 @@ BAD_VALUES = [
     ("RNN", {"nonlinearity": "sigmoid"}, "nonlinearity='sigmoid'.*'tanh' \\| 'relu'"),
     ("GRU", {"init": "xavier"}, "init='xavier'.*'default' \\| 'orthogonal' \\| 'identity' \\| 'chrono'"),
     ("LSTM", {"init": "chrono", "t_max": 2}, "t_max"),
+    ("GRU", {"mutation": 4, "reset_after": False}, "mutation=4.*None \\| 1 \\| 2 \\| 3"),
 ]
 
 

@@ -11,9 +11,9 @@ import torch
 import cells
 from bench.backends import Backend
 from bench.results import load_tables
-from cells import gru_scan
+from cells import scans
 from hardware import accelerator
-from test_ablations import FLAG_CASES, ids, scan_and_steps
+from test_ablations import FLAG_CASES, ids, make, scan_and_steps
 from test_gradcheck import gradcheck_cell
 from test_run import execute
 
@@ -48,12 +48,11 @@ def test_matches_torch_on_the_accelerator(name, dtype):
 def _on(device, case, dtype, chunked, monkeypatch):
     """Outputs, final states and every gradient of the 2-layer cell `case` on `device`, and the
     same through the step loop, from one seed (so every device gets the same numbers)."""
-    name, flags = case
     if chunked:  # the GRU backward's buffer holds 2 or 3 of the 6 steps: partial gradient sums
-        monkeypatch.setattr(gru_scan, "CHUNK_BYTES", dict.fromkeys((device, "cpu"), 2 * 2 * 5 * 4 * dtype.itemsize))
+        monkeypatch.setattr(scans, "CHUNK_BYTES", dict.fromkeys((device, "cpu"), 2 * 2 * 5 * 4 * dtype.itemsize))
     torch.manual_seed(0)
-    cell = getattr(cells, name)(3, 4, 2, dtype=dtype, **flags)
-    x, hx = torch.randn(6, 2, 3, dtype=dtype), tuple(torch.randn(2, 2, 4, dtype=dtype) for _ in range(cell.n_states))
+    cell = make(case, 3, 4, 2, dtype=dtype)
+    x, hx = torch.randn(6, 2, cell.input_size, dtype=dtype), tuple(torch.randn(2, 2, 4, dtype=dtype) for _ in range(cell.n_states))
     return scan_and_steps(cell.to(device), x.to(device), tuple(h.to(device) for h in hx))
 
 

@@ -4,17 +4,15 @@ import pytest
 import torch
 from torch.func import functional_call
 
-import cells
-from test_ablations import FLAG_CASES, ids
+from test_ablations import FLAG_CASES, ids, make
 
 F64 = torch.float64
 
 
 def gradcheck_cell(case, device: str = "cpu") -> bool:
-    name, flags = case
-    cell = getattr(cells, name)(2, 3, 2, dtype=F64, device=device, **flags)
+    cell = make(case, 2, 3, 2, dtype=F64, device=device)
     names = [n for n, _ in cell.named_parameters()]
-    x = torch.randn(4, 2, 2, dtype=F64, device=device, requires_grad=True)
+    x = torch.randn(4, 2, cell.input_size, dtype=F64, device=device, requires_grad=True)
     hx = [torch.randn(2, 2, 3, dtype=F64, device=device, requires_grad=True) for _ in range(cell.n_states)]
     # a little noise keeps ReLU pre-activations off their kink at 0 (IRNN's zero biases put them there)
     params = [(p.detach() + 0.05 * torch.randn_like(p)).requires_grad_() for p in cell.parameters()]

@@ -79,6 +79,23 @@ def test_reset_before_keeps_torchs_shapes():
     assert [(n, p.shape) for n, p in a.named_parameters()] == [(n, p.shape) for n, p in b.named_parameters()]
 
 
+@pytest.mark.parametrize("mutation,count", [
+    (1, lambda i, h: 2 * h * i + 2 * h * h + 6 * h), (2, lambda i, h: 2 * h * i + 3 * h * h + 6 * h),
+    (3, lambda i, h: 3 * h * i + 3 * h * h + 6 * h)])
+def test_mut1_3_count_what_their_equations_weigh(mutation, count):
+    """docs/cells.md: MUT1's n and MUT2's r take x_t unweighted (I = H), MUT1's z sees no h; two
+    biases per block, as torch's layout has them."""
+    for i, h, layers in ((H, H, 1), (8, 8, 2), (3, 7, 2)):
+        if mutation != 3 and i != h:
+            with pytest.raises(ValueError, match="input_size must equal hidden_size"):
+                cells.count_params("gru", i, h, layers, reset_after=False, mutation=mutation)
+            continue
+        want = count(i, h) + (layers - 1) * count(h, h)
+        assert cells.count_params("gru", i, h, layers, reset_after=False, mutation=mutation) == want
+        module = cells.GRU(i, h, layers, reset_after=False, mutation=mutation)
+        assert sum(p.numel() for p in module.parameters()) == want
+
+
 def test_peephole_rows_follow_the_gates_that_have_their_own_block():
     assert cells.LSTM(I, H, peepholes=True).weight_ch_l0.shape == (3, H)
     assert cells.LSTM(I, H, peepholes=True, coupled_gates=True).layout.peepholes == ("f", "o")

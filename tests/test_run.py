@@ -364,6 +364,9 @@ BAD = [
     (["backend.impl=fused", "cell=gru_untied"], "tied_gates=False",
      "allowed for this cell: backend.impl=loop | script | compile | compile_step"),
     (["+cell.nonlinearity=relu"], "no flag 'nonlinearity'", "input_gate"),
+    (["cell=mut1"], "input_size must equal hidden_size", "embed=true"),
+    (["embed=1"], "embed=1", "true | false"),
+    (["embed=true", "param_match=lstm"], "param_match with embed=true", "one of them"),
 ]
 
 

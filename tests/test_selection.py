@@ -124,6 +124,18 @@ def test_best_refuses_trials_that_differ_in_what_the_config_does_not_set():
         selection.best({"config.train.steps": 1000}, claims.annotate(pd.DataFrame(rows)))
 
 
+def test_records_of_before_and_after_the_path_column_are_one_setting():
+    """Runs recorded before 2026-12-06 name the compiled loops (`native`); later ones the path they
+    took (`path`). Neither parts a setting or a pair: every path computes the same function."""
+    old = [dict(r, native="lstm,gru") for r in trial("lstm", [2.0] * 3, 1e-3) + trial("gru", [1.0] * 3, 1e-3)]
+    new = [dict(r, run_id=r["run_id"] + "-new", seed=r["seed"] + 3, path="compiled")
+           for r in trial("lstm", [1.0] * 3, 3e-3) + trial("gru", [2.0] * 3, 3e-3)]
+    runs = claims.annotate(pd.DataFrame(old + new))
+    assert selection.best({"config.train.steps": 1000}, runs[runs.family == "lstm"]) == 1e-3
+    assert selection.trials(runs).trials.tolist() == [2] * 4
+    assert len(stats.pairs(runs, runs.family == "gru", runs.family == "lstm")) == 6
+
+
 def test_train_lr_best_without_a_recorded_grid_is_one_line(cli):
     code, out, err = cli("train.lr=best")
     assert code == 2 and err.strip() == ("rnnbench: error: train.lr=best: no trial of this setting is recorded in "

@@ -423,3 +423,16 @@ def test_the_memory_estimate_names_the_need_and_the_limit():
         with pytest.raises(ValueError, match=r"needs at least [\d,.]+ GiB of memory \(a training or evaluation step: "
                                              r"[\d,.]+ GiB\), more than the [\d,.]+ GiB of backend.device=cpu"):
             run.plan(run.compose("config", overrides=["task.seq_len=100000000"]))
+
+
+def test_a_setting_added_later_keeps_older_records_counting(tmp_path):
+    """A run recorded before `embed` existed keeps its id (embed at its old value is left out of
+    the id) and loads with the value it ran at."""
+    config = {"mode": "train", "seed": 0, "cell": {"hidden_size": 4}}
+    assert results.run_id(config) == results.run_id({**config, "embed": False})
+    assert results.run_id({**config, "embed": True}) != results.run_id(config)
+    runs, tables = record("r0")
+    results.write_run(tmp_path, "r0", runs, tables)
+    results.write_run(tmp_path, "r1", {**record("r1")[0], "config.embed": True}, tables)
+    loaded = load_tables(tmp_path)["runs"].set_index("run_id")["config.embed"]
+    assert loaded.to_dict() == {"r0": False, "r1": True}

@@ -6,7 +6,7 @@ from bench import zoo
 
 NAMED = {"rnn", "irnn", "lstm", "lstm_nig", "lstm_nfg", "lstm_nog", "lstm_niaf", "lstm_noaf", "lstm_peephole",
          "lstm_cifg", "lstm_fb1", "lstm_chrono", "gru", "gru_reset_before", "gru_no_reset", "gru_no_update",
-         "gru_untied", "mgu", "janet", "ugrnn", "lstm_fgr"}
+         "gru_untied", "mgu", "janet", "ugrnn", "lstm_fgr", "mut1", "mut2", "mut3"}
 
 
 def test_zoo_table_covers_every_named_cell_with_measured_deviations(capsys):
