@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from . import results
+from . import claims, results
 
 PLAN_ENV = "RNNBENCH_SWEEP_PLAN"  # a JSON file of the sweep's [results_dir, run_id] pairs
 PLAN_PREFIX = "rnnbench-sweep-"  # then the pid of the process that wrote it
@@ -59,7 +59,8 @@ def progress_line() -> str | None:
 
 
 def summary_table() -> pd.DataFrame:
-    """One row per cell x task x length of the sweep: runs by status, the final test metric's
+    """One row per cell x task x length of the sweep (and the cell's flags, where the runs of one
+    named cell differ in them, as a case's overrides make them): runs by status, the final test metric's
     mean and standard deviation over seeds, how many solved, and the median steps to solve."""
     rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(planned()).items()
             for runs in [results.load_tables(results_dir, ("runs",))["runs"]]]
@@ -69,6 +70,9 @@ def summary_table() -> pd.DataFrame:
     runs = pd.concat(rows, ignore_index=True)
     runs["task"] = runs["task"].fillna("-")  # throughput runs have no task
     keys = ["cell", "task", "seq_len", "hidden_size", "impl"]
+    runs["flags"] = [claims.variant(r, str(c).lower()) or "-" for r, c in zip(runs.to_dict("records"), runs.cell_class)]
+    if runs.groupby("cell").flags.nunique().gt(1).any():
+        keys.insert(1, "flags")
     table = runs.groupby(keys, dropna=False).agg(
         runs=("run_id", "size"), ok=("status", lambda s: (s == "ok").sum()),
         diverged=("status", lambda s: (s == "diverged").sum()), failed=("status", lambda s: (s == "failed").sum()),

@@ -32,7 +32,7 @@ class Layout(NamedTuple):
     chrono: tuple[tuple[str, float], ...] = ()  # (block, sign): chrono writes sign * log U[1, t_max-1]
     # gates whose activations at t-1 feed each of them at t (Greff et al.'s FGR): weight_gg's blocks
     recurrent_gates: tuple[str, ...] = ()
-    no_input: tuple[str, ...] = ()  # blocks without rows in weight_ih (MUT1-3: x enters them unweighted)
+    no_input: tuple[str, ...] = ()  # blocks without rows in weight_ih (MUT1's n, MUT2's r: x_t enters unweighted)
     no_hidden: tuple[str, ...] = ()  # blocks without rows in weight_hh (MUT1's z does not see h)
 
     def rows(self, kind: str) -> tuple[str, ...]:

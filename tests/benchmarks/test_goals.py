@@ -110,3 +110,43 @@ def test_cost_per_token_does_not_grow_with_length(benchmarks_enabled, hidden):
     slow = {f"{name} T={T}": round(v, 2) for (name, impl), r in ratios.items() for T, v in r.items()
             if impl == "ours" and T > 100 and v > limit[(name, T)]}
     assert not slow, f"cost per token above {PER_TOKEN_LIMIT}x that at T=100 (or {TORCH_MARGIN}x torch's growth): {slow}"
+
+
+# The variants no acceleration covers (docs/cells.md) and the standard cell each is set beside;
+# MUT1 and MUT2 take input of the hidden size, so their row compares with the GRU at I = H.
+STEP_LOOP = {"janet": ("LSTM", {"coupled_gates": True, "coupled_shift": 1.0, "output_gate": False,
+                                "output_activation": "identity"}, I),
+             "fgr": ("LSTM", {"peepholes": True, "gate_recurrence": True}, I),
+             "mut1": ("GRU", {"reset_after": False, "mutation": 1}, H),
+             "mut2": ("GRU", {"reset_after": False, "mutation": 2}, H),
+             "mut3": ("GRU", {"reset_after": False, "mutation": 3}, I)}
+
+
+def test_variants_without_acceleration_run_the_step_loop(benchmarks_enabled):
+    """What running the step loop costs: each variant's forward + backward time over its standard
+    cell's (ours, on its fastest path) and over torch's module, same sizes, interleaved rounds; and
+    that dispatch sends the variants to the step loop and the standard cells past it."""
+    if not benchmarks_enabled:
+        pytest.skip("speed is measured by `make bench`, not by the unit tests")
+    torch.manual_seed(0)
+    lines = []
+    for name, (family, flags, width) in STEP_LOOP.items():
+        modules = {"variant": getattr(cells, family)(width, H, **flags), "ours": getattr(cells, family)(width, H),
+                   "torch": getattr(torch.nn, family)(width, H)}
+        x = torch.randn(T, B, width)
+
+        def step(m):
+            m.zero_grad(set_to_none=True)
+            out, _ = m(x)
+            out.sum().backward()
+
+        t = {k: v.median for k, v in measure.time_calls({k: functools.partial(step, m) for k, m in modules.items()},
+                                                         "cpu", repeats=5, warmup=1).items()}
+        assert modules["variant"].paths == ["steps"] and modules["ours"].paths != ["steps"], name
+        macs = {k: sum(w.numel() for n, w in modules[k].named_parameters() if n.startswith("weight"))
+                for k in ("variant", "ours")}
+        lines.append(f"  {name} (I={width}): {t['variant'] * 1e3:.0f} ms, {t['variant'] / t['ours']:.2f}x our "
+                     f"{family} ({modules['ours'].paths[0]}), {t['variant'] / t['torch']:.2f}x nn.{family}; per "
+                     f"multiply-add {t['variant'] / t['ours'] * macs['ours'] / macs['variant']:.2f}x our {family}'s")
+    print(f"\nthe step loop, forward+backward, T={T} B={B} H={H}, {torch.get_num_threads()} thread(s):\n"
+          + "\n".join(lines))
