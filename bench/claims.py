@@ -167,8 +167,8 @@ def s1(runs, tables):
     was, the longest length each cell solves (most of its seeds reach the threshold). Supported
     when the LSTM solves a longer length than the RNN and both tests show it: over the lengths the
     LSTM solves and the RNN does not, the LSTM's score exceeds the RNN's (stats.greater with the
-    scale's margin, paired by seed, lengths pooled), and at the longest of them the LSTM solves
-    more often (exact McNemar test on the seeds where one cell solved). Not supported when the RNN
+    scale's margin, paired by seed, lengths pooled), and at the longest of them that both ran the
+    LSTM solves more often (exact McNemar test on the seeds where one cell solved). Not supported when the RNN
     solves as long a length as the LSTM; inconclusive otherwise, and when the LSTM solves no
     length. The gradient profile is shown as evidence, not tested."""
     parts, extra, used = [], [], []
@@ -193,9 +193,10 @@ def s1(runs, tables):
                     lengths = ",".join(map(str, sorted(pairs.seq_len.unique())))
                     parts.append(_score_part(f"{label}; {lstm_name} - rnn score at T={lengths}", est, pairs,
                                              stats.greater, f"{task}: {lstm_name} - rnn score where only it solves"))
-                    at = pairs[pairs.seq_len == longest["lstm"]]  # one pair per seed: independent outcomes
+                    both = pairs.seq_len.max()  # the longest length of the gap the RNN ran too
+                    at = pairs[pairs.seq_len == both]  # one pair per seed: independent outcomes
                     solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
-                    parts.append((f"{task}: solved at T={longest['lstm']}, {lstm_name} vs rnn", solved,
+                    parts.append((f"{task}: solved at T={both}, {lstm_name} vs rnn", solved,
                                   stats.greater(solved, 0.0), f"{task}: solved at the {lstm_name}'s longest"))
         if max(solved_to, default=0):
             extra.append(_gradient_ratio(tables["profiles"], runs, task, max(solved_to)))

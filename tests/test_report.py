@@ -135,6 +135,17 @@ def test_s1_reads_each_lstm_run_at_every_length_the_rnn_was():
     assert set(v.parts.key) == {"adding: lstm - rnn score where only it solves", "adding: solved at the lstm's longest"}
 
 
+def test_s1_tests_solving_at_the_longest_length_both_cells_ran():
+    """claims_full runs the LSTM to T = 500 and the RNN to T = 100: the LSTM's longest solved
+    length has no RNN run, so the pass/fail part reads the longest length of the gap both ran."""
+    t = tables(*(runs_of("lstm", [3.0] * 6, seq_len=n) for n in (10, 30, 100)),
+               *(runs_of("rnn", s, seq_len=n) for n, s in ((10, [3.0] * 6), (30, [0.1] * 6))))
+    (v,) = [v for v in claims.judge(t) if v.id == "S1"]
+    solved = v.parts[v.parts.key == "adding: solved at the lstm's longest"]
+    assert solved.part.tolist() == ["adding: solved at T=30, lstm vs rnn"] and solved.verdict.tolist() == [SUPPORTED]
+    assert "longest solved lstm T=100, rnn T=10" in v.parts.part.iloc[0]
+
+
 def test_ablations_pair_with_the_cell_without_their_flag():
     """Torch's LSTM and Greff et al.'s vanilla LSTM (peepholes) each lose their input gate: each
     ablation is paired with its own base; a cell with two ablations is no one's ablation."""
