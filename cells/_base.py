@@ -10,6 +10,7 @@ dropout between layers, initial states) lives here once.
 import contextlib
 import math
 import numbers
+import warnings
 from typing import Callable, NamedTuple
 
 import torch
@@ -42,6 +43,16 @@ class Layout(NamedTuple):
         return tuple(b for b in named if b not in left_out)
 
 
+class ArgumentTypeError(ValueError, TypeError):
+    """A constructor argument of the wrong type: TypeError as torch raises it, and ValueError as
+    this project did before (callers catching either still catch it)."""
+
+
+class ShapeError(ValueError, RuntimeError):
+    """An input or state of the wrong shape (or an empty sequence): RuntimeError as torch raises
+    it, and ValueError as this project did before."""
+
+
 class Flag(NamedTuple):
     default: object
     allowed: tuple  # the allowed values; a type in it admits any value of that type
@@ -72,7 +83,9 @@ def _describe(allowed) -> str:
 
 
 def check_size(name: str, value, minimum: int = 1) -> None:
-    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ArgumentTypeError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
+    if value < minimum:
         raise ValueError(f"{name}={value!r} is not valid; allowed: an integer >= {minimum}")
 
 
@@ -92,9 +105,12 @@ class Recurrent(nn.Module):
         check_size("num_layers", num_layers)
         for arg, value in (("bias", bias), ("batch_first", batch_first)):
             if not isinstance(value, bool):
-                raise ValueError(f"{arg}={value!r} is not valid; allowed: True | False")
+                raise ArgumentTypeError(f"{arg}={value!r} is not valid; allowed: True | False")
         if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
             raise ValueError(f"dropout={dropout!r} is not valid; allowed: a number in [0, 1]")
+        if dropout > 0 and num_layers == 1:  # as torch warns
+            warnings.warn(f"cells.{name}: dropout={dropout} acts between layers, and num_layers=1 has none: "
+                          "it changes nothing", UserWarning, stacklevel=2)
         if bidirectional is not False:
             raise ValueError(f"bidirectional={bidirectional!r} is not supported by cells.{name}; "
                              f"allowed: False (use torch.nn.{name} for a bidirectional layer)")
@@ -110,6 +126,7 @@ class Recurrent(nn.Module):
         self.bidirectional, self.proj_size = False, 0
         self._trace: list | None = None  # see trace()
         self._wrap_step: Callable | None = None  # see steps_through()
+        self._bound: tuple | None = None  # (k, layer k's parameters) inside replay()
         self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
         self.paths = [accelerations.STEPS] * num_layers  # each layer's path in the last forward (_run_layer)
 
@@ -180,10 +197,13 @@ class Recurrent(nn.Module):
             raise ValueError(f"{name}: forget_bias sets a bias and needs bias=True")
 
     def extra_repr(self) -> str:
-        changed = [f"{k}={v!r}" for k, v in self.flags.items() if v != self.FLAGS[k].default]
-        return ", ".join([f"{self.input_size}, {self.hidden_size}", f"num_layers={self.num_layers}",
-                          f"bias={self.bias}", f"batch_first={self.batch_first}",
-                          f"dropout={self.dropout}", *changed])
+        """As torch's: the sizes, then only what differs from the defaults (the flags last)."""
+        shown = [f"{self.input_size}, {self.hidden_size}"]
+        for arg, value, default in (("num_layers", self.num_layers, 1), ("bias", self.bias, True),
+                                    ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0)):
+            if value != default:
+                shown.append(f"{arg}={value}")
+        return ", ".join(shown + [f"{k}={v!r}" for k, v in self.flags.items() if v != self.FLAGS[k].default])
 
     @property
     def torch_equivalent(self) -> bool:
@@ -206,7 +226,10 @@ class Recurrent(nn.Module):
 
     # ---- parameters --------------------------------------------------------------------------
     def _params(self, k: int):
-        """Layer k's (weight_ih, weight_hh, bias_ih, bias_hh, weight_ch); absent ones are None."""
+        """Layer k's (weight_ih, weight_hh, bias_ih, bias_hh, weight_ch); absent ones are None.
+        Inside replay(), the tensors it was given."""
+        if self._bound is not None and self._bound[0] == k:
+            return self._bound[1]
         get = lambda n: getattr(self, f"{n}_l{k}", None)  # noqa: E731
         return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_ch")
 
@@ -292,11 +315,11 @@ class Recurrent(nn.Module):
         states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
         if len(states) != self.n_states or not all(isinstance(s, torch.Tensor) for s in states):
             what = "a tuple (h_0, c_0)" if self.n_states > 1 else "a tensor h_0"
-            raise ValueError(f"cells.{type(self).__name__}: hx must be {what}")
+            raise ShapeError(f"cells.{type(self).__name__}: hx must be {what}")
         want = shape[::2] if unbatched else shape
         for s in states:
             if tuple(s.shape) != want:
-                raise ValueError(f"cells.{type(self).__name__}: expected hidden state of shape "
+                raise ShapeError(f"cells.{type(self).__name__}: expected hidden state of shape "
                                  f"{want}, got {tuple(s.shape)}")
         return tuple(s.unsqueeze(1) for s in states) if unbatched else states
 
@@ -307,7 +330,7 @@ class Recurrent(nn.Module):
         if isinstance(input, PackedSequence):
             raise TypeError(f"cells.{name} does not take a PackedSequence; pad the batch instead")
         if input.dim() not in (2, 3) or input.size(-1) != self.input_size:
-            raise ValueError(f"cells.{name}: expected input of shape (T, B, {self.input_size}), "
+            raise ShapeError(f"cells.{name}: expected input of shape (T, B, {self.input_size}), "
                              f"(B, T, {self.input_size}) with batch_first or (T, {self.input_size}), "
                              f"got {tuple(input.shape)}")
         unbatched = input.dim() == 2
@@ -315,6 +338,12 @@ class Recurrent(nn.Module):
             x = input.unsqueeze(1)
         else:
             x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+        if x.shape[0] == 0:
+            raise ShapeError(f"cells.{name}: expected a sequence of at least one step, got {tuple(input.shape)}")
+        weight = self.weight_hh_l0
+        if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):  # as torch checks
+            raise ValueError(f"cells.{name}: input dtype {x.dtype} does not match the weights' {weight.dtype}; "
+                             f"allowed: input.to({weight.dtype}), or the module .to({x.dtype})")
         state = self._initial_state(hx, x, unbatched)
         finals = []
         for k in range(self.num_layers):
@@ -337,6 +366,19 @@ class Recurrent(nn.Module):
         self.paths[k] = fast.name if fast is not None else accelerations.STEPS
         if fast is not None:
             return fast.run(self, k, x, state)
+        return self._step_loop(k, x, state)
+
+    def replay(self, k: int, x: torch.Tensor, params: tuple, state: tuple) -> tuple[torch.Tensor, tuple]:
+        """Layer k's step loop on the given parameters (as _params orders them) rather than the
+        module's: an acceleration's backward asked for a graph (create_graph=True) replays the
+        layer so that autograd can differentiate its gradients again."""
+        bound, self._bound = self._bound, (k, params)
+        try:
+            return self._step_loop(k, x, state)
+        finally:
+            self._bound = bound
+
+    def _step_loop(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         step, xw = self._prepare(k, x)
         if self._wrap_step is not None:
             step = self._wrap_step(step)

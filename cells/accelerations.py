@@ -60,7 +60,10 @@ def modes(cell, x: torch.Tensor) -> frozenset:
 
 
 def choose(cell, x: torch.Tensor) -> Acceleration | None:
-    """The first registered acceleration that serves this call of `cell` on x, or None (the steps)."""
+    """The first registered acceleration that serves this call of `cell` on x (T, B, I), or None
+    (the steps): also for an empty batch (B = 0), which no acceleration is written for."""
+    if x.shape[1] == 0:
+        return None
     family, call = type(cell).__name__.lower(), modes(cell, x)
     return next((a for a in REGISTRY if a.serves(family, cell.flags, x, call)), None)
 

@@ -168,14 +168,19 @@ class GRU(Recurrent):
 
 def _scan(cell: GRU, k, x, state, loops):
     """Layer k through GRUScan (the compiled loops, or its torch loops where `loops` is None): the
-    same function as _prepare's steps, with a hand-written backward. GRUScan reads the parameters
-    in their layout and orders them itself. Every flag set but MUT1-3."""
+    same function as _prepare's steps, with a hand-written backward (the steps replayed where
+    autograd wants the gradients' own graph). GRUScan reads the parameters in their layout and
+    orders them itself. Every flag set but MUT1-3."""
     w_ih, w_hh, b_ih, b_hh, _ = cell._params(k)
     mix = ("minimal" if cell.minimal else "untied" if not cell.tied_gates
            else "tied" if cell.update_gate else "replace")
     spec = GRUSpec(cell.layout.blocks, cell._reset, mix, cell._after)
+
+    def replay(x, w_ih, w_hh, b_ih, b_hh, h0):  # GRUScan's output, by the steps
+        return cell.replay(k, x, (w_ih, w_hh, b_ih, b_hh, None), (h0,))[0]
+
     out = GRUScan.apply(x, w_ih, w_hh, b_ih, b_hh, state[0], spec, cell._workspaces[k],
-                        torch.is_grad_enabled(), loops)
+                        torch.is_grad_enabled(), loops, replay)
     return out, (out[-1],)
 
 

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .scans import block_slices, sigmoid_backward, steps, steps_per_buffer, tanh_backward
+from .scans import block_slices, replayed, sigmoid_backward, steps, steps_per_buffer, tanh_backward
 from .workspace import Workspace
 
 MIXES = ("tied", "untied", "minimal", "replace")  # GRUSpec.mix; gru_native.cpp's Mix, in this order
@@ -47,11 +47,15 @@ class GRUSpec:
 
 class GRUScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: GRUSpec, space: Workspace, grad: bool, loops):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, h0, spec: GRUSpec, space: Workspace, grad: bool, loops, replay):
         """x (T, B, I); the layer's parameters, blocks in spec.blocks' order (biases None or both);
         h0 (B, H) -> h_1 .. h_T (T, B, H). The buffers only this Function reads (p, n, r ⊙ h, the
         backward's) come from the layer's `space`. grad: whether autograd records the call (the
-        compiled loops skip the backward's coefficients without it)."""
+        compiled loops skip the backward's coefficients without it). replay: the same function of
+        the first six arguments by the step loop, for a backward that must be differentiable
+        (scans.replayed)."""
+        inputs = (x, w_ih, w_hh, b_ih, b_hh, h0)
+        ctx.replay, ctx.n_inputs = replay, len(inputs)
         T, B, _ = x.shape
         H = h0.shape[-1]
         w_proj, w_hh = _assemble(spec, w_ih, w_hh, b_ih, b_hh, H)
@@ -73,7 +77,7 @@ class GRUScan(torch.autograd.Function):
                  else x.new_empty(0))
             rh = x.new_empty(0) if after else space.empty("rh", (T if grad else 1, B, H), x)  # r ⊙ h, W_n's input
             ctx.native.gru_forward(p, hs, e, rh, w_hh.t(), MIXES.index(spec.mix), spec.reset is not None, after, grad)
-            ctx.save_for_backward(x2, w_proj, p, hs, e, rh, w_hh)
+            ctx.save_for_backward(x2, w_proj, p, hs, e, rh, w_hh, *inputs)
             return hs[1:]
         ns = space.empty("n", (T, B, H), x)
         diff = x.new_empty(B, H)  # h - n, or n - h: a scratch the backward recomputes
@@ -102,13 +106,15 @@ class GRUScan(torch.autograd.Function):
                 torch.mul(gate["z"][t], h, out=H_[t + 1]).addcmul_(gate["i"][t], n)
             else:
                 H_[t + 1].copy_(n)
-        ctx.save_for_backward(x2, w_proj, p, hs, ns, rh, w_hh)
+        ctx.save_for_backward(x2, w_proj, p, hs, ns, rh, w_hh, *inputs)
         return hs[1:]
 
     @staticmethod
     def backward(ctx, dout):
+        if torch.is_grad_enabled():  # create_graph=True: gradients autograd can differentiate again
+            return replayed(ctx, (dout,))
         x2, w_proj, p, hs = ctx.saved_tensors[:4]  # x2, w_proj: with the bias column; w_hh gates then n
-        spec, w_hh = ctx.spec, ctx.saved_tensors[-1]
+        spec, w_hh = ctx.spec, ctx.saved_tensors[6]
         T, B, H = dout.shape
         I, nG, W = x2.shape[-1] - ctx.has_bias, w_hh.shape[0] - H, p.shape[-1]
         K = steps_per_buffer(dout, W)
@@ -215,7 +221,7 @@ def _param_grads(ctx, dx, dw_proj, I, dh0, dw_hh):
         for b, c in cols.items():
             db_ih[rows[b]] = db[c]
             db_hh[rows[b]] = db[-H:] if b == "n" and spec.reset_after else db[c]
-    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None, None
+    return dx, d_ih, d_hh, db_ih, db_hh, dh0, None, None, None, None, None
 
 
 def _gate_columns(spec: GRUSpec, H: int) -> dict[str, slice]:

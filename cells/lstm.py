@@ -120,12 +120,18 @@ class LSTM(Recurrent):
 
 def _scan(cell: LSTM, k, x, state, loops):
     """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
-    the same function as _prepare's steps, with a hand-written backward. LSTMScan makes the input
-    projection itself (into its reused workspace). Every flag set but a shifted coupling (JANET) and
-    gate recurrence (FGR)."""
+    the same function as _prepare's steps, with a hand-written backward (the steps replayed where
+    autograd wants the gradients' own graph). LSTMScan makes the input projection itself (into its
+    reused workspace). Every flag set but a shifted coupling (JANET) and gate recurrence (FGR)."""
     spec = LSTMSpec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
-                cell.input_activation == "tanh", cell.output_activation == "tanh")
-    out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops)
+                    cell.input_activation == "tanh", cell.output_activation == "tanh")
+
+    def replay(x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0):  # LSTMScan's outputs, by the steps
+        out, (_, c) = cell.replay(k, x, (w_ih, w_hh, b_ih, b_hh, w_ch), (h0, c0))
+        return out, c
+
+    out, c = LSTMScan.apply(x, *cell._params(k), *state, spec, cell._workspaces[k], torch.is_grad_enabled(), loops,
+                            replay)
     return out, (out[-1], c)
 
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .scans import block_slices, sigmoid_backward, steps, steps_per_buffer, tanh_backward, tanh_grad
+from .scans import block_slices, replayed, sigmoid_backward, steps, steps_per_buffer, tanh_backward, tanh_grad
 from .workspace import Workspace
 
 
@@ -32,11 +32,15 @@ class LSTMSpec:
 
 class LSTMScan(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: LSTMSpec, space: Workspace, grad: bool, loops):
+    def forward(ctx, x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0, spec: LSTMSpec, space: Workspace, grad: bool, loops,
+                replay):
         """x (T, B, I); the layer's parameters (biases None or both; w_ch (P, H) or None); h0, c0
         (B, H) -> (h_1 .. h_T, c_T). The buffers only this Function reads (the activations, the
         backward's) come from `space`. grad: whether autograd records the call (the compiled loops
-        skip the backward's coefficients without it)."""
+        skip the backward's coefficients without it). replay: the same function of the first eight
+        arguments by the step loop, for a backward that must be differentiable (scans.replayed)."""
+        inputs = (x, w_ih, w_hh, b_ih, b_hh, w_ch, h0, c0)
+        ctx.replay, ctx.n_inputs = replay, len(inputs)
         T, B, _ = x.shape
         H, GH = h0.shape[-1], w_hh.shape[0]
         x2, w_proj = x.reshape(T * B, -1), w_ih
@@ -56,7 +60,7 @@ class LSTMScan(torch.autograd.Function):
             kf = space.empty("kf", (T, B, 2 * H), x) if grad else x.new_empty(0)  # K and F, per step
             ctx.native.lstm_forward(acts, hs, cs, kf, w_hh.t(), _or_empty(w_ch, x), *_indices(spec, H),
                                     spec.coupled, spec.tanh_in, spec.tanh_out, grad)
-            ctx.save_for_backward(x2, w_proj, hs, cs, acts, kf, w_hh, w_ch)
+            ctx.save_for_backward(x2, w_proj, hs, cs, acts, kf, w_hh, w_ch, *inputs)
             return hs[1:], cs[T % len(cs)]
         col = block_slices(spec.blocks, H)  # each block's columns in a step's activations
         peep = dict(zip(spec.peepholes, w_ch)) if w_ch is not None else {}
@@ -97,12 +101,14 @@ class LSTMScan(torch.autograd.Function):
                 torch.mul(o.sigmoid_(), out, out=H_[t + 1])
             else:
                 H_[t + 1].copy_(out)
-        ctx.save_for_backward(x2, w_proj, hs, cs, acts, outs, w_hh, w_ch)
+        ctx.save_for_backward(x2, w_proj, hs, cs, acts, outs, w_hh, w_ch, *inputs)
         return hs[1:], cs[T]
 
     @staticmethod
     def backward(ctx, dout, dc_last):
-        x2, w_proj, hs, cs, acts, outs, w_hh, w_ch = ctx.saved_tensors  # outs: K and F where compiled
+        if torch.is_grad_enabled():  # create_graph=True: gradients autograd can differentiate again
+            return replayed(ctx, (dout, dc_last))
+        x2, w_proj, hs, cs, acts, outs, w_hh, w_ch = ctx.saved_tensors[:8]  # outs: K and F where compiled
         spec = ctx.spec
         T, B, H = dout.shape
         GH, I = acts.shape[-1], x2.shape[-1] - ctx.has_bias
@@ -173,7 +179,7 @@ def _param_grads(ctx, dx, dw_proj_t, I, dw_hh_t, dw_ch, dh0, dc0):
     its last row, and of w_hh (H, GH)."""
     db = dw_proj_t[I] if ctx.has_bias else None
     return (dx, dw_proj_t[:I].t(), dw_hh_t.t(), db, None if db is None else db.clone(), dw_ch, dh0, dc0,
-            None, None, None, None)
+            None, None, None, None, None)
 
 
 def _indices(spec: LSTMSpec, H: int) -> tuple[list[int], list[int]]:

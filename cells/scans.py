@@ -28,3 +28,22 @@ def steps(a: torch.Tensor | None):
 def block_slices(blocks: tuple[str, ...], H: int, start: int = 0) -> dict[str, slice]:
     """Each block's H rows (or columns) when `blocks` lie one after another from `start`."""
     return {b: slice(start + j * H, start + (j + 1) * H) for j, b in enumerate(blocks)}
+
+
+def replayed(ctx, grad_outputs: tuple) -> tuple:
+    """An acceleration's backward where autograd asks for a graph of the gradients (create_graph=
+    True, e.g. a gradient penalty): the gradients of its forward's first ctx.n_inputs arguments
+    (saved last, in order) through ctx.replay, the layer's step loop on the same tensors, whose
+    graph autograd differentiates again; None for every other argument."""
+    inputs = ctx.saved_tensors[-ctx.n_inputs:]
+    with torch.enable_grad():
+        outputs = ctx.replay(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    wanted = [i for i, t in enumerate(inputs) if t is not None and ctx.needs_input_grad[i]]
+    used = [(o, g) for o, g in zip(outputs, grad_outputs) if g is not None]
+    grads = torch.autograd.grad([o for o, _ in used], [inputs[i] for i in wanted], [g for _, g in used],
+                                create_graph=True, allow_unused=True)
+    result = [None] * len(ctx.needs_input_grad)
+    for i, g in zip(wanted, grads):
+        result[i] = g
+    return tuple(result)

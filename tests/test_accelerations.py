@@ -100,3 +100,26 @@ def test_an_rnn_runs_its_steps_and_says_so():
     cell = cells.RNN(I, H, 1)
     cell(torch.randn(T, B, I))
     assert cell.paths == ["steps"]
+
+
+@pytest.mark.parametrize("acceleration,flags,chunked", [c for c in CASES if not c.values[2]])
+def test_double_backward_through_an_acceleration_equals_the_step_loops(acceleration, flags, chunked, monkeypatch):
+    """create_graph=True (a gradient penalty): the acceleration's backward replays the step loop,
+    so the penalty's gradients (input, every parameter) are the step loop's; none is missing."""
+    if not acceleration.available():
+        pytest.skip(f"{acceleration.name} is not available here")
+    monkeypatch.setattr(accelerations, "REGISTRY", [acceleration])
+    cell = FAMILIES[acceleration.family](I, H, 2, dtype=F64, **flags)
+    x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
+
+    def penalty_grads():
+        g, = torch.autograd.grad(cell(x)[0].sin().sum(), x, create_graph=True)
+        return torch.autograd.grad((g ** 2).sum(), [x, *cell.parameters()], allow_unused=True)
+
+    fast = penalty_grads()
+    assert cell.paths == [acceleration.name] * 2
+    with cell.steps_through(lambda step: step):
+        steps = penalty_grads()
+    for a, b in zip(fast, steps, strict=True):
+        assert (a is None) == (b is None)
+        assert a is None or (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())

@@ -1,0 +1,127 @@
+"""Behaviours PyTorch's own tests check for nn.RNN, nn.LSTM and nn.GRU, with torch's module as the
+oracle (torch 2.13; each test names the torch test it follows). Errors: ours keep their one-line
+messages and raise classes that torch's callers catch."""
+import warnings
+
+import pytest
+import torch
+
+import cells
+
+F64 = torch.float64
+NAMES = ["RNN", "LSTM", "GRU"]
+
+
+def both(name, *args, **kwargs):
+    """torch's module and ours, built alike, ours with torch's weights."""
+    theirs = getattr(torch.nn, name)(*args, **kwargs)
+    ours = getattr(cells, name)(*args, **kwargs)
+    ours.load_state_dict(theirs.state_dict())
+    return theirs, ours
+
+
+def raised(fn) -> type | None:
+    try:
+        fn()
+    except Exception as e:  # noqa: BLE001 (the class is what is compared)
+        return type(e)
+    return None
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("kwargs", [
+    {"input_size": 10, "hidden_size": 0}, {"input_size": 10, "hidden_size": 10, "num_layers": 0},
+    {"input_size": 10, "hidden_size": 10, "bias": 1}, {"input_size": 10, "hidden_size": 10, "bias": "True"},
+    {"input_size": 10, "hidden_size": 10, "batch_first": 0}, {"input_size": 3.0, "hidden_size": 10},
+    {"input_size": "10", "hidden_size": 10}, {"input_size": 0, "hidden_size": 10},
+    {"input_size": 10, "hidden_size": 5.0}, {"input_size": 10, "hidden_size": 10, "dropout": 1.5},
+], ids=str)
+def test_constructor_errors_are_the_classes_torch_raises(name, kwargs):
+    """TestModule.test_errors on module_error_inputs_torch_nn_RNN_GRU (common_modules.py)."""
+    theirs = raised(lambda: getattr(torch.nn, name)(**kwargs))
+    assert theirs is not None
+    with pytest.raises(theirs) as info:
+        getattr(cells, name)(**kwargs)
+    assert "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_wrong_shapes_raise_runtime_errors_as_torch_does(name):
+    """test_rnn_args_check and test_cudnn_forward_exception (test_nn.py): a wrong batch, input
+    size or state shape, and an empty sequence (test_error_RNN_seq_len_zero), raise RuntimeError."""
+    theirs, ours = both(name, 3, 5, 2)
+    good_x, good_h = torch.randn(6, 4, 3), torch.randn(2, 4, 5)
+    bad = [(torch.randn(6, 4, 7), None), (good_x, torch.randn(2, 7, 5)), (good_x, torch.randn(2, 4, 7)),
+           (good_x, torch.randn(7, 4, 5)), (torch.randn(0, 4, 3), None)]
+    for x, h in bad:
+        hx = None if h is None else ((h, good_h) if name == "LSTM" else h)
+        assert raised(lambda: theirs(x, hx)) is RuntimeError
+        with pytest.raises(RuntimeError):
+            ours(x, hx)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_input_of_another_dtype_is_a_value_error(name):
+    """TestModule.test_errors' forward entry: an input of another float dtype than the weights."""
+    theirs, ours = both(name, 3, 5)
+    x = torch.randn(2, 4, 3, dtype=F64)
+    assert raised(lambda: theirs(x)) is ValueError
+    with pytest.raises(ValueError, match="input dtype torch.float64 does not match the weights' torch.float32"):
+        ours(x)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_dropout_with_one_layer_warns(name):
+    """RNNBase.__init__ warns that dropout acts between layers only (not tested by torch)."""
+    for module in (getattr(torch.nn, name), getattr(cells, name)):
+        with pytest.warns(UserWarning, match="dropout"):
+            module(3, 5, dropout=0.5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        cells.LSTM(3, 5, 2, dropout=0.5)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_repr_shows_what_differs_from_the_defaults(name):
+    """RNNBase.extra_repr's rule (TestModule.test_repr only checks that repr runs)."""
+    for kwargs in ({}, {"num_layers": 2, "dropout": 0.5}, {"bias": False, "batch_first": True}):
+        theirs, ours = (m(3, 5, **kwargs) for m in (getattr(torch.nn, name), getattr(cells, name)))
+        assert repr(ours) == repr(theirs)
+    assert repr(cells.GRU(3, 5, minimal=True)) == "GRU(3, 5, minimal=True)"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_an_empty_batch_runs_forward_and_backward(name):
+    """test_RNN_input_size_zero (test_nn.py): input (5, 0, 3) gives an output (5, 0, 4) whose
+    backward runs."""
+    theirs, ours = both(name, 3, 4)
+    x = torch.zeros(5, 0, 3, requires_grad=True)
+    outs = [m(x)[0] for m in (theirs, ours)]
+    assert outs[1].shape == outs[0].shape == (5, 0, 4)
+    outs[1].sum().backward()
+    assert x.grad.shape == x.shape
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("bias", [True, False])
+def test_grad_and_gradgrad_match_torch(name, bias):
+    """test_LSTM_grad_and_gradgrad and test_GRU_grad_and_gradgrad (test_nn.py; the RNN by
+    TestModule.test_gradgrad): gradcheck and gradgradcheck through the input, on the path our
+    cell takes (compiled loops or scan for the LSTM and the GRU), and the double backward of a
+    gradient penalty equal to torch's."""
+    theirs, ours = both(name, 4, 4, bias=bias, dtype=F64)
+    x = torch.rand(1, 3, 4, dtype=F64, requires_grad=True)
+
+    def flat(x):  # the output and the final states, as one vector
+        out, state = ours(x)
+        return torch.cat([t.flatten() for t in (out, *(state if isinstance(state, tuple) else (state,)))])
+
+    assert torch.autograd.gradcheck(flat, (x,))
+    assert torch.autograd.gradgradcheck(flat, (x,), check_batched_grad=False)
+    penalties = []
+    for m in (theirs, ours):
+        g, = torch.autograd.grad(m(x)[0].sin().sum(), x, create_graph=True)
+        penalties.append(torch.autograd.grad((g ** 2).sum(), [x, *m.parameters()]))
+    for a, b in zip(*penalties, strict=True):
+        assert (a - b).abs().max().item() < 1e-10
+    assert ours.paths != ["steps"] or name == "RNN"
