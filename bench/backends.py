@@ -37,6 +37,11 @@ DTYPES = {  # name -> (parameter dtype, autocast dtype or None)
 }
 
 
+def _sized_as(wrapper: nn.Module, cell: cells.Recurrent) -> None:
+    """What the model reads of the cell it is given (train.Model): its sizes and directions."""
+    wrapper.input_size, wrapper.hidden_size, wrapper.bidirectional = cell.input_size, cell.hidden_size, cell.bidirectional
+
+
 class Traced(nn.Module):
     """Our cell traced to TorchScript, one trace per input shape; it shares the cell's parameters.
     The trace unrolls the T steps, and TorchScript's graph optimisations on such a graph grow
@@ -49,7 +54,7 @@ class Traced(nn.Module):
     def __init__(self, cell: cells.Recurrent):
         super().__init__()
         self.cell, self._traces = cell, {}
-        self.hidden_size = cell.hidden_size
+        _sized_as(self, cell)
 
     def forward(self, input, hx=None):
         if hx is not None:  # traces are specialised to the initial state being zeros
@@ -81,7 +86,7 @@ class Compiled(nn.Module):
         super().__init__()
         torch._dynamo.reset()
         self.cell, self.impl = cell, "compile" if whole else "compile_step"
-        self.hidden_size = cell.hidden_size
+        _sized_as(self, cell)
         compile = functools.partial(torch.compile, dynamic=False, fullgraph=True)
         self._compiled = compile(cell.forward) if whole else None  # a function, not a submodule
         self._compile_step = None if whole else compile
@@ -126,7 +131,7 @@ class Graphed(nn.Module):
     def __init__(self, cell: cells.Recurrent):
         super().__init__()
         self.cell, self._graphs = cell, {}
-        self.hidden_size = cell.hidden_size
+        _sized_as(self, cell)
 
     def forward(self, input, hx=None):
         if hx is not None or input.device.type != "cuda":

@@ -287,13 +287,13 @@ def _ratio(log_est: Estimate, invert: bool = False) -> str:
 
 
 def s3(runs, tables):
-    """Standard GRU and LSTM runs of equal input size, hidden size and layers (training and
-    throughput runs alike). Supported when every such pair has the GRU's count below the LSTM's
+    """Standard GRU and LSTM runs of equal input size, hidden size, layers and directions (training
+    and throughput runs alike). Supported when every such pair has the GRU's count below the LSTM's
     and every recorded count equals the closed form cells.count_params; not supported when a
     pair has the GRU's count at or above the LSTM's; inconclusive when a recorded count
     disagrees with the closed form. Counts are exact: no interval."""
     both = runs[(standard(runs, "gru") | standard(runs, "lstm"))]  # throughput runs count too
-    keys = [k for k in ("input_size", "hidden_size", "num_layers") if k in both]
+    keys = [k for k in ("input_size", "hidden_size", "num_layers", "config.cell.bidirectional") if k in both]
     counts = both.groupby([*keys, "family"]).n_params.agg(set).unstack("family").reindex(columns=["gru", "lstm"])
     parts = []
     for key, row in counts.dropna().iterrows():
@@ -321,7 +321,8 @@ def _closed_form_mismatches(runs) -> str:
         cls = cells.CELLS[row["family"]]
         flags = {f: row[f] for f in cls.FLAGS if not pd.isna(row.get(f))}
         expected = cells.count_params(cls, int(row["input_size"]), int(row["hidden_size"]),
-                                      int(row["num_layers"]), bias=bool(row.get("bias", True)), **flags)
+                                      int(row["num_layers"]), bias=bool(row.get("bias", True)),
+                                      bidirectional=row.get("config.cell.bidirectional") is True, **flags)
         if expected != row["n_params"]:
             wrong.append(f"{row['cell']} H={row['hidden_size']}: {row['n_params']} != {expected}")
     return "; ".join(sorted(set(wrong)))

@@ -8,6 +8,8 @@ gates and gradients are properties of the weights, not of the kernel) on a fixed
   the LSTM's slowest quarter of units (the longest time constants 1 / (1 - mean f));
 - profiles over t of ||∂ℓ/∂h_t|| per layer and ||∂ℓ/∂x_t||, averaged over examples, where ℓ is
   each example's own loss (so the values do not shrink with the batch size), computed in float64.
+For a bidirectional cell, `layer` in the gate, step-change and profile rows counts units (layer ·
+2 + direction), and a reverse unit's profile runs over its own steps, from the last input back.
 """
 import copy
 
@@ -30,12 +32,13 @@ def block_grad_norms(step: int, module: torch.nn.Module, layout, num_layers: int
     rows = []
     for k in range(num_layers):
         for kind in KINDS:
-            p = getattr(module, f"{kind}_l{k}", None)
-            if p is None or p.grad is None:
-                continue
-            names = layout.rows(kind)
-            parts = p.grad.split(1 if kind == "weight_ch" else hidden)
-            rows += [row(step, "train", "grad_norm_block", g.norm(), k, kind, name) for name, g in zip(names, parts)]
+            for suffix in ("", "_reverse"):  # a bidirectional layer's reverse direction: param '..._reverse'
+                p = getattr(module, f"{kind}_l{k}{suffix}", None)
+                if p is None or p.grad is None:
+                    continue
+                parts = p.grad.split(1 if kind == "weight_ch" else hidden)
+                rows += [row(step, "train", "grad_norm_block", g.norm(), k, kind + suffix, name)
+                         for name, g in zip(layout.rows(kind), parts)]
     grads = [p.grad.flatten() for p in readout.parameters() if p.grad is not None]
     if grads:
         rows.append(row(step, "train", "grad_norm_block", torch.cat(grads).norm(), None, "readout", None))

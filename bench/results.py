@@ -74,17 +74,26 @@ def reason(e: BaseException) -> str:
     return (str(e).strip().splitlines() or [type(e).__name__])[0]
 
 
-# Top-level settings added after runs were recorded, with the value those runs ran at: at that value
-# a setting is left out of the run's id (so that the older records keep counting) and filled into
-# the older records when loaded.
-ADDED = {"embed": False}
+# Settings (dotted paths) added after runs were recorded, with the value those runs ran at: at that
+# value a setting is left out of the run's id (so that the older records keep counting) and filled
+# into the older records when loaded.
+ADDED = {"embed": False, "cell.bidirectional": False}
 
 
 def run_id(config: dict) -> str:
     """A stable hash of everything that determines a run's result (ADDED settings at their old
     value left out)."""
-    config = {k: v for k, v in config.items() if not (k in ADDED and v == ADDED[k])}
-    return hashlib.sha1(json.dumps(config, sort_keys=True, default=str).encode()).hexdigest()[:16]
+    return hashlib.sha1(json.dumps(_without_added(config), sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def _without_added(config: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in config.items():
+        path = f"{prefix}{k}"
+        if path in ADDED and v == ADDED[path]:
+            continue
+        out[k] = _without_added(v, f"{path}.") if isinstance(v, dict) else v
+    return out
 
 
 # ---- writing -------------------------------------------------------------------------------------

@@ -120,6 +120,10 @@ def plan(cfg: DictConfig) -> Plan:
     backends.check_cell(backend, cell)
     if cell.batch_first:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
+    if cell.bidirectional and cfg.mode == "train" and task.target == "sequence":
+        raise ValueError(f"cell.bidirectional=true would let task={task.name}'s output at each step read the steps "
+                         "after it; allowed: false here, true for tasks that predict from the whole sequence "
+                         "(adding, temporal_order, digits)")
     check_memory(cfg, task, cell, backend)
     if cfg.mode == "train" and cfg.train.lr == selection.BEST:  # the recorded grid's choice: in the id, record, run
         free = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED["train"]))
@@ -186,8 +190,9 @@ def matched(cfg: DictConfig, cell: cells.Recurrent, input_size: int) -> DictConf
     cfg.cell.hidden_size (same input size, layers and bias)."""
     if cfg.param_match not in cells.CELLS:
         raise ValueError(f"param_match={cfg.param_match!r} is not valid; allowed: null | {' | '.join(cells.CELLS)}")
-    target = cells.count_params(cfg.param_match, input_size, cell.hidden_size, cell.num_layers, bias=cell.bias)
-    size = cells.match_hidden_size(type(cell), target, input_size, cell.num_layers, bias=cell.bias, **cell.flags)
+    shape = {"bias": cell.bias, "bidirectional": cell.bidirectional}
+    target = cells.count_params(cfg.param_match, input_size, cell.hidden_size, cell.num_layers, **shape)
+    size = cells.match_hidden_size(type(cell), target, input_size, cell.num_layers, **shape, **cell.flags)
     node = OmegaConf.to_container(cfg.cell, resolve=True) | {"hidden_size": size}
     return OmegaConf.create(node)
 
@@ -204,7 +209,8 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         **cell.flags,
         "mode": p.config["mode"], "cell_class": type(cell).__name__, "input_size": cell.input_size,
         "num_layers": cell.num_layers, "bias": cell.bias, "requested_hidden_size": p.requested_size,
-        "n_params_readout": (cell.hidden_size + 1) * task.output_size,  # the Linear(H, out) readout
+        # the Linear(D·H, out) readout, D = 2 bidirectional
+        "n_params_readout": (cell.hidden_size * (1 + cell.bidirectional) + 1) * task.output_size,
         "metric": task.metric if training else None, "final_value": final,
         "valid_value": outcome.valid.get(task.metric) if outcome else None,
         "chance": task.chance.get(task.metric) if training else None,

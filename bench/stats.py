@@ -28,7 +28,8 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 # its best learning rate). Only the columns a table has are used, so hand-made tables
 # in tests can leave some out. Not the path a cell took (cells.accelerations): every path computes
 # the same function, and throughput, where the path matters, is keyed on it (costs.KEYS).
-PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "device", "impl", "dtype",
+PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "config.cell.bidirectional",
+             "device", "impl", "dtype",
              "flush_denormal", "config.train.steps", "config.train.batch_size", "task_version"]
 
 

@@ -23,14 +23,17 @@ class Model(nn.Module):
                  embed: bool | nn.Linear | None = None):
         super().__init__()
         self.cell, self.target = cell, task.target
-        self.readout = readout if readout is not None else nn.Linear(cell.hidden_size, task.output_size)
+        width = cell.hidden_size * (2 if cell.bidirectional else 1)
+        self.readout = readout if readout is not None else nn.Linear(width, task.output_size)
         self.embed = nn.Linear(task.input_size, cell.input_size) if embed is True else embed or None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.cell(x if self.embed is None else self.embed(x))  # (T, B, H)
+        out, _ = self.cell(x if self.embed is None else self.embed(x))  # (T, B, D·H)
         if self.target == "sequence":
             return self.readout(out)  # (T, B, C)
-        y = self.readout(out[-1])  # (B, C)
+        H = self.cell.hidden_size  # bidirectional: each direction's state after the whole sequence
+        last = torch.cat([out[-1, :, :H], out[0, :, H:]], -1) if self.cell.bidirectional else out[-1]
+        y = self.readout(last)  # (B, C)
         return y.squeeze(-1) if self.target == "regression" else y
 
 

@@ -103,7 +103,7 @@ class Recurrent(nn.Module):
         check_size("input_size", input_size)
         check_size("hidden_size", hidden_size)
         check_size("num_layers", num_layers)
-        for arg, value in (("bias", bias), ("batch_first", batch_first)):
+        for arg, value in (("bias", bias), ("batch_first", batch_first), ("bidirectional", bidirectional)):
             if not isinstance(value, bool):
                 raise ArgumentTypeError(f"{arg}={value!r} is not valid; allowed: True | False")
         if not isinstance(dropout, numbers.Real) or isinstance(dropout, bool) or not 0 <= dropout <= 1:
@@ -111,9 +111,6 @@ class Recurrent(nn.Module):
         if dropout > 0 and num_layers == 1:  # as torch warns
             warnings.warn(f"cells.{name}: dropout={dropout} acts between layers, and num_layers=1 has none: "
                           "it changes nothing", UserWarning, stacklevel=2)
-        if bidirectional is not False:
-            raise ValueError(f"bidirectional={bidirectional!r} is not supported by cells.{name}; "
-                             f"allowed: False (use torch.nn.{name} for a bidirectional layer)")
         if proj_size != 0:
             raise ValueError(f"proj_size={proj_size!r} is not supported by cells.{name}; allowed: 0")
         self.flags = self.resolve_flags(flags)
@@ -123,29 +120,32 @@ class Recurrent(nn.Module):
             setattr(self, flag, value)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = False, 0
+        self.bidirectional, self.proj_size = bidirectional, 0
+        D = 2 if bidirectional else 1
         self._trace: list | None = None  # see trace()
         self._wrap_step: Callable | None = None  # see steps_through()
-        self._bound: tuple | None = None  # (k, layer k's parameters) inside replay()
-        self._workspaces = [Workspace() for _ in range(num_layers)]  # the scans' scratch, per layer
-        self.paths = [accelerations.STEPS] * num_layers  # each layer's path in the last forward (_run_layer)
+        # A unit is one layer in one direction: unit k = layer * D + direction (1: reversed), the
+        # order of torch's h_n; its parameters are named weight_ih_l{layer}, with '_reverse' for 1.
+        self._bound: tuple | None = None  # (k, unit k's parameters) inside replay()
+        self._workspaces = [Workspace() for _ in range(num_layers * D)]  # the scans' scratch, per unit
+        self.paths = [accelerations.STEPS] * (num_layers * D)  # each unit's path in the last forward (_run_layer)
 
-        self.check_sizes(self.flags, input_size, hidden_size)
+        self.check_sizes(self.flags, input_size, hidden_size, num_layers, bidirectional)
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         gi, gr = (len(self.layout.rows(kind)) * hidden_size for kind in ("weight_ih", "weight_hh"))
-        for k in range(num_layers):
-            width = input_size if k == 0 else hidden_size
-            self.register_parameter(f"weight_ih_l{k}", nn.Parameter(torch.empty(gi, width, **factory)))
-            self.register_parameter(f"weight_hh_l{k}", nn.Parameter(torch.empty(gr, hidden_size, **factory)))
+        for k in range(num_layers * D):
+            width = input_size if k < D else D * hidden_size
+            new = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
+            self.register_parameter(self._name("weight_ih", k), new(gi, width))
+            self.register_parameter(self._name("weight_hh", k), new(gr, hidden_size))
             if bias:
-                self.register_parameter(f"bias_ih_l{k}", nn.Parameter(torch.empty(gh, **factory)))
-                self.register_parameter(f"bias_hh_l{k}", nn.Parameter(torch.empty(gh, **factory)))
+                self.register_parameter(self._name("bias_ih", k), new(gh))
+                self.register_parameter(self._name("bias_hh", k), new(gh))
             if self.layout.peepholes:
-                rows = len(self.layout.peepholes)
-                self.register_parameter(f"weight_ch_l{k}", nn.Parameter(torch.empty(rows, hidden_size, **factory)))
+                self.register_parameter(self._name("weight_ch", k), new(len(self.layout.peepholes), hidden_size))
             if self.layout.recurrent_gates:  # (R*H, R*H): block (g, g') maps gate g' at t-1 into gate g
                 n = len(self.layout.recurrent_gates) * hidden_size
-                self.register_parameter(f"weight_gg_l{k}", nn.Parameter(torch.empty(n, n, **factory)))
+                self.register_parameter(self._name("weight_gg", k), new(n, n))
         self.reset_parameters()
 
     # ---- flags -------------------------------------------------------------------------------
@@ -173,12 +173,18 @@ class Recurrent(nn.Module):
         return False
 
     @classmethod
-    def check_sizes(cls, flags: dict, input_size: int, hidden_size: int) -> None:
-        if cls.adds_raw_input(flags) and input_size != hidden_size:
-            changed = ", ".join(f"{k}={v!r}" for k, v in flags.items() if v != cls.FLAGS[k].default)
+    def check_sizes(cls, flags: dict, input_size: int, hidden_size: int, num_layers: int = 1,
+                    bidirectional: bool = False) -> None:
+        if not cls.adds_raw_input(flags):
+            return
+        changed = ", ".join(f"{k}={v!r}" for k, v in flags.items() if v != cls.FLAGS[k].default)
+        if input_size != hidden_size:
             raise ValueError(f"cells.{cls.__name__}({changed}) adds x_t to an H-wide sum: input_size must equal "
                              f"hidden_size (got {input_size} and {hidden_size}); allowed: input_size={hidden_size} "
                              f"(in rnnbench: embed=true)")
+        if bidirectional and num_layers > 1:
+            raise ValueError(f"cells.{cls.__name__}({changed}) adds x_t to an H-wide sum, and a bidirectional "
+                             f"layer above the first reads 2·hidden_size; allowed: num_layers=1 or bidirectional=False")
 
     @classmethod
     def check_init(cls, flags: dict, layout: Layout, bias: bool) -> None:
@@ -200,7 +206,8 @@ class Recurrent(nn.Module):
         """As torch's: the sizes, then only what differs from the defaults (the flags last)."""
         shown = [f"{self.input_size}, {self.hidden_size}"]
         for arg, value, default in (("num_layers", self.num_layers, 1), ("bias", self.bias, True),
-                                    ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0)):
+                                    ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0),
+                                    ("bidirectional", self.bidirectional, False)):
             if value != default:
                 shown.append(f"{arg}={value}")
         return ", ".join(shown + [f"{k}={v!r}" for k, v in self.flags.items() if v != self.FLAGS[k].default])
@@ -219,23 +226,36 @@ class Recurrent(nn.Module):
         p = next(self.parameters())
         twin = getattr(nn, type(self).__name__)(
             self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
-            batch_first=self.batch_first, dropout=self.dropout, device=p.device, dtype=p.dtype,
+            batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
+            device=p.device, dtype=p.dtype,
             **{k: self.flags[k] for k in self.TORCH_FLAGS})
         twin.load_state_dict(self.state_dict())
         return twin.train(self.training)
 
     # ---- parameters --------------------------------------------------------------------------
+    @property
+    def _units(self) -> int:
+        """Layers times directions."""
+        return self.num_layers * (2 if self.bidirectional else 1)
+
+    def _name(self, kind: str, k: int) -> str:
+        """Unit k's parameter of `kind` ('weight_ih', ...) by torch's name."""
+        D = 2 if self.bidirectional else 1
+        return f"{kind}_l{k // D}" + ("_reverse" if k % D else "")
+
+    def _param(self, kind: str, k: int):
+        return getattr(self, self._name(kind, k), None)
+
     def _params(self, k: int):
-        """Layer k's (weight_ih, weight_hh, bias_ih, bias_hh, weight_ch); absent ones are None.
+        """Unit k's (weight_ih, weight_hh, bias_ih, bias_hh, weight_ch); absent ones are None.
         Inside replay(), the tensors it was given."""
         if self._bound is not None and self._bound[0] == k:
             return self._bound[1]
-        get = lambda n: getattr(self, f"{n}_l{k}", None)  # noqa: E731
-        return get("weight_ih"), get("weight_hh"), get("bias_ih"), get("bias_hh"), get("weight_ch")
+        return tuple(self._param(kind, k) for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh", "weight_ch"))
 
     @property
     def all_weights(self) -> list[list[nn.Parameter]]:
-        return [[p for p in self._params(k) if p is not None] for k in range(self.num_layers)]
+        return [[p for p in self._params(k) if p is not None] for k in range(self._units)]
 
     def flatten_parameters(self) -> None:
         """torch's cuDNN weight packing; our parameters are used as they are, so nothing to do."""
@@ -247,7 +267,7 @@ class Recurrent(nn.Module):
 
     @torch.no_grad()
     def set_gate_bias(self, k: int, block: str, value) -> None:
-        """Make the effective bias of `block` in layer k exactly `value`: bias_ih = value, bias_hh = 0."""
+        """Make the effective bias of `block` in unit k exactly `value`: bias_ih = value, bias_hh = 0."""
         _, _, b_ih, b_hh, _ = self._params(k)
         self._block(b_ih, block).copy_(torch.as_tensor(value, dtype=b_ih.dtype))
         self._block(b_hh, block).zero_()
@@ -258,7 +278,7 @@ class Recurrent(nn.Module):
         bound, h = 1.0 / math.sqrt(self.hidden_size), self.hidden_size
         for p in self.parameters():
             nn.init.uniform_(p, -bound, bound)
-        for k in range(self.num_layers):
+        for k in range(self._units):
             _, w_hh, b_ih, b_hh, _ = self._params(k)
             for block in w_hh.split(h):  # each (H, H)
                 if self.init == "orthogonal":
@@ -308,8 +328,8 @@ class Recurrent(nn.Module):
             self._wrap_step = None
 
     def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
-        """hx as a tuple of n_states tensors of shape (L, B, H); zeros when hx is None."""
-        shape = (self.num_layers, x.size(1), self.hidden_size)
+        """hx as a tuple of n_states tensors of shape (L·D, B, H); zeros when hx is None."""
+        shape = (self._units, x.size(1), self.hidden_size)
         if hx is None:
             return tuple(x.new_zeros(shape) for _ in range(self.n_states))
         states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
@@ -324,8 +344,9 @@ class Recurrent(nn.Module):
         return tuple(s.unsqueeze(1) for s in states) if unbatched else states
 
     def forward(self, input: torch.Tensor, hx=None):
-        """input (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); hx (L, B, H) or
-        (L, H), a tuple (h_0, c_0) for the LSTM. Returns (output, h_n) like torch."""
+        """input (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); hx (L·D, B, H) or
+        (L·D, H), a tuple (h_0, c_0) for the LSTM, D = 2 when bidirectional. Returns (output,
+        h_n) like torch: output (T, B, D·H), both directions' outputs side by side."""
         name = type(self).__name__
         if isinstance(input, PackedSequence):
             raise TypeError(f"cells.{name} does not take a PackedSequence; pad the batch instead")
@@ -345,13 +366,18 @@ class Recurrent(nn.Module):
             raise ValueError(f"cells.{name}: input dtype {x.dtype} does not match the weights' {weight.dtype}; "
                              f"allowed: input.to({weight.dtype}), or the module .to({x.dtype})")
         state = self._initial_state(hx, x, unbatched)
-        finals = []
-        for k in range(self.num_layers):
-            if k > 0 and self.dropout > 0:
+        finals, D = [], 2 if self.bidirectional else 1
+        for layer in range(self.num_layers):
+            if layer > 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
-            x, last = self._run_layer(k, x, tuple(s[k] for s in state))
-            finals.append(last)
-        final = tuple(torch.stack(per_layer) for per_layer in zip(*finals))  # each (L, B, H)
+            outs = []
+            for d in range(D):  # the reverse direction reads the steps backwards and writes them back in order
+                k = layer * D + d
+                out, last = self._run_layer(k, x.flip(0) if d else x, tuple(s[k] for s in state))
+                outs.append(out.flip(0) if d else out)
+                finals.append(last)
+            x = torch.cat(outs, -1) if D > 1 else outs[0]
+        final = tuple(torch.stack(per_unit) for per_unit in zip(*finals))  # each (L·D, B, H)
         if unbatched:
             x, final = x.squeeze(1), tuple(s.squeeze(1) for s in final)
         elif self.batch_first:
@@ -359,9 +385,9 @@ class Recurrent(nn.Module):
         return x, (final if self.n_states > 1 else final[0])
 
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """Layer k: x (T, B, I) -> outputs (T, B, H) and the last state, by the first registered
-        acceleration that serves the call (cells/accelerations.py), else the step loop; the
-        path taken is recorded in self.paths[k]."""
+        """Unit k (a layer in one direction): x (T, B, I) -> outputs (T, B, H) and the last state,
+        by the first registered acceleration that serves the call (cells/accelerations.py), else
+        the step loop; the path taken is recorded in self.paths[k]."""
         fast = accelerations.choose(self, x)
         self.paths[k] = fast.name if fast is not None else accelerations.STEPS
         if fast is not None:
@@ -369,7 +395,7 @@ class Recurrent(nn.Module):
         return self._step_loop(k, x, state)
 
     def replay(self, k: int, x: torch.Tensor, params: tuple, state: tuple) -> tuple[torch.Tensor, tuple]:
-        """Layer k's step loop on the given parameters (as _params orders them) rather than the
+        """Unit k's step loop on the given parameters (as _params orders them) rather than the
         module's: an acceleration's backward asked for a graph (create_graph=True) replays the
         layer so that autograd can differentiate its gradients again."""
         bound, self._bound = self._bound, (k, params)

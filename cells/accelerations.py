@@ -85,6 +85,6 @@ def ran(cell, call: Callable, otherwise: str):
     """call()'s result and the path `cell` took in it, as dispatch recorded it ('compiled', 'scan',
     'steps'; the layers' paths joined by ',' where they differ), or `otherwise` where the cell did
     not run (another module computed instead: torch's fused one)."""
-    cell.paths = [None] * cell.num_layers
+    cell.paths = [None] * len(cell.paths)
     result = call()
     return result, ",".join(dict.fromkeys(p or otherwise for p in cell.paths))

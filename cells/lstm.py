@@ -79,7 +79,7 @@ class LSTM(Recurrent):
     def reset_parameters(self) -> None:
         super().reset_parameters()
         if self.forget_bias is not None:
-            for k in range(self.num_layers):
+            for k in range(self._units):
                 self.set_gate_bias(k, "f", self.forget_bias)
 
     def _prepare(self, k, x):
@@ -89,7 +89,7 @@ class LSTM(Recurrent):
         peep = dict(zip(self.layout.peepholes, w_ch)) if w_ch is not None else {}  # gate -> (H,)
         act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
         coupled, shift = self.coupled_gates, self.coupled_shift
-        fed, w_gg = self.layout.recurrent_gates, getattr(self, f"weight_gg_l{k}", None)
+        fed, w_gg = self.layout.recurrent_gates, self._param("weight_gg", k)
         last = []  # FGR: the gates fed back, (B, R*H), of the step before; none (zero) at t = 0
 
         def step(xw_t, state):

@@ -33,26 +33,27 @@ def expected_peepholes(flags: dict) -> tuple[str, ...]:
     return tuple(g for g in "ifo" if g in expected_blocks("lstm", flags))
 
 
-def _layer_params(cell, k: int, blocks):
-    """block -> (W (H, I+H) acting on [x, h], b_ih (H,), b_hh (H,)); plus peephole rows."""
+def _layer_params(cell, k: int, blocks, sfx=""):
+    """block -> (W (H, I+H) acting on [x, h], b_ih (H,), b_hh (H,)); plus peephole rows. sfx:
+    '_reverse' for a bidirectional layer's reverse direction (torch's names)."""
     H = cell.hidden_size
-    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}"), getattr(cell, f"weight_hh_l{k}")
+    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}{sfx}"), getattr(cell, f"weight_hh_l{k}{sfx}")
     zero = w_ih.new_zeros(len(blocks) * H)
-    b_ih, b_hh = getattr(cell, f"bias_ih_l{k}", zero), getattr(cell, f"bias_hh_l{k}", zero)
+    b_ih, b_hh = getattr(cell, f"bias_ih_l{k}{sfx}", zero), getattr(cell, f"bias_hh_l{k}{sfx}", zero)
     rows = lambda t, j: t[j * H:(j + 1) * H]  # noqa: E731
     P = {b: (torch.cat([rows(w_ih, j), rows(w_hh, j)], 1), rows(b_ih, j), rows(b_hh, j))
          for j, b in enumerate(blocks)}
-    w_ch = getattr(cell, f"weight_ch_l{k}", None)
+    w_ch = getattr(cell, f"weight_ch_l{k}{sfx}", None)
     return P, w_ch
 
 
-def _gate_blocks(cell, k: int, blocks, flags):
+def _gate_blocks(cell, k: int, blocks, flags, sfx=""):
     """FGR's weight_gg_l{k} as {gate: {gate at t-1: (H, H)}}, over the gates i, f, o with their own
     block in docs/cells.md's order; None without gate_recurrence."""
     if not flags.get("gate_recurrence"):
         return None
     H, fed = cell.hidden_size, [g for g in "ifo" if g in blocks]
-    w = getattr(cell, f"weight_gg_l{k}")
+    w = getattr(cell, f"weight_gg_l{k}{sfx}")
     return {g: {s: w[a * H:(a + 1) * H, b * H:(b + 1) * H] for b, s in enumerate(fed)} for a, g in enumerate(fed)}
 
 
@@ -109,12 +110,12 @@ MUT_RAW = {1: "n", 2: "r"}  # the block x_t enters unweighted (docs/cells.md): n
 MUT_BLIND = {1: "z"}  # the block that does not see h: no rows in weight_hh
 
 
-def _mut_params(cell, k: int, m: int):
+def _mut_params(cell, k: int, m: int, sfx=""):
     """Jozefowicz et al.'s MUT{m}, layer k: {block: W_x (H, I)}, {block: W_h (H, H)}, {block: b (H,)},
     blocks r, z, n, with the rows of a block that has no weight left out."""
     H, rows = cell.hidden_size, lambda t, names: {b: t[j * H:(j + 1) * H] for j, b in enumerate(names)}  # noqa: E731
-    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}"), getattr(cell, f"weight_hh_l{k}")
-    b = getattr(cell, f"bias_ih_l{k}") + getattr(cell, f"bias_hh_l{k}")
+    w_ih, w_hh = getattr(cell, f"weight_ih_l{k}{sfx}"), getattr(cell, f"weight_hh_l{k}{sfx}")
+    b = getattr(cell, f"bias_ih_l{k}{sfx}") + getattr(cell, f"bias_hh_l{k}{sfx}")
     return (rows(w_ih, [g for g in "rzn" if g != MUT_RAW.get(m)]), rows(w_hh, [g for g in "rzn" if g != MUT_BLIND.get(m)]),
             rows(b, "rzn"))
 
@@ -138,36 +139,42 @@ def mut_step(m, Wx, Wh, b, x, h):
 
 
 def reference_forward(cell, x, hx=None):
-    """x (T, B, I) -> output (T, B, H) and final states [(L, B, H), ...], as the equations say."""
+    """x (T, B, I) -> output (T, B, D·H) and final states [(L·D, B, H), ...], as the equations say;
+    D = 2 for a bidirectional cell, whose reverse direction reads the steps from the last."""
     family, flags = type(cell).__name__.lower(), cell.flags
+    D = 2 if cell.bidirectional else 1
     L, H, B = cell.num_layers, cell.hidden_size, x.shape[1]
     n_states = 2 if family == "lstm" else 1
     if hx is None:
-        hx = tuple(x.new_zeros(L, B, H) for _ in range(n_states))
+        hx = tuple(x.new_zeros(L * D, B, H) for _ in range(n_states))
     elif isinstance(hx, torch.Tensor):
         hx = (hx,)
     blocks = expected_blocks(family, flags)
+    mutation = flags.get("mutation")
     finals = []
     for k in range(L):
-        P, w_ch = (None, None) if flags.get("mutation") else _layer_params(cell, k, blocks)
-        peep = dict(zip(expected_peepholes(flags), w_ch)) if w_ch is not None else {}
-        state = tuple(s[k] for s in hx)
-        R, last = _gate_blocks(cell, k, blocks, flags), None
-        mutation = flags.get("mutation")
-        mut = _mut_params(cell, k, mutation) if mutation else None
-        outs = []
-        for t in range(x.shape[0]):
-            if family == "rnn":
-                W, b_ih, b_hh = P["h"]
-                pre = torch.cat([x[t], state[0]], -1) @ W.T + b_ih + b_hh
-                state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
-            elif family == "lstm":
-                state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last)
-            elif mutation:
-                state = (mut_step(mutation, *mut, x[t], state[0]),)
-            else:
-                state = (gru_step(P, x[t], state[0], {**GRU_DEFAULTS, **flags}),)
-            outs.append(state[0])
-        x = torch.stack(outs)
-        finals.append(state)
+        directions = []
+        for d in range(D):
+            sfx = "_reverse" if d else ""
+            P, w_ch = (None, None) if mutation else _layer_params(cell, k, blocks, sfx)
+            peep = dict(zip(expected_peepholes(flags), w_ch)) if w_ch is not None else {}
+            state = tuple(s[k * D + d] for s in hx)
+            R, last = _gate_blocks(cell, k, blocks, flags, sfx), None
+            mut = _mut_params(cell, k, mutation, sfx) if mutation else None
+            outs = []
+            for t in (reversed(range(x.shape[0])) if d else range(x.shape[0])):
+                if family == "rnn":
+                    W, b_ih, b_hh = P["h"]
+                    pre = torch.cat([x[t], state[0]], -1) @ W.T + b_ih + b_hh
+                    state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
+                elif family == "lstm":
+                    state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last)
+                elif mutation:
+                    state = (mut_step(mutation, *mut, x[t], state[0]),)
+                else:
+                    state = (gru_step(P, x[t], state[0], {**GRU_DEFAULTS, **flags}),)
+                outs.append(state[0])
+            directions.append(torch.stack(outs[::-1] if d else outs))
+            finals.append(state)
+        x = torch.cat(directions, -1)
     return x, [torch.stack([f[i] for f in finals]) for i in range(n_states)]

@@ -74,15 +74,18 @@ def scan_and_steps(cell, x, hx):
     return scan, steps
 
 
-@pytest.mark.parametrize("num_layers", [1, 2])
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, False), (2, True)],
+                         ids=["1-layer", "2-layer", "2-layer-bidirectional"])
 @pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
-def test_flag_follows_its_equation(case, num_layers):
-    cell = make(case, I, H, num_layers, dtype=F64)
+def test_flag_follows_its_equation(case, num_layers, bidirectional):
+    if bidirectional and case[1].get("mutation") in (1, 2):
+        pytest.skip("MUT1 and MUT2 take H-wide input: no second bidirectional layer (its input is 2H)")
+    cell = make(case, I, H, num_layers, dtype=F64, bidirectional=bidirectional)
     with torch.no_grad():  # spread the parameters so that every gate is away from 1/2
         for p in cell.parameters():
             p.mul_(3)
     x = torch.randn(T, B, cell.input_size, dtype=F64)
-    hx = tuple(torch.randn(num_layers, B, H, dtype=F64) for _ in range(cell.n_states))
+    hx = tuple(torch.randn(num_layers * (1 + bidirectional), B, H, dtype=F64) for _ in range(cell.n_states))
     got = outputs_and_grads(call(cell), cell, x, hx)
     want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
     for a, b in zip(got, want, strict=True):  # relative: the IRNN's identity x 3 grows like 3^T

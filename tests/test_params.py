@@ -1,4 +1,4 @@
-"""Parameter counts: the closed form of docs/design.md, G·(H·(I+H) + 2H) + P·H per layer for
+"""Parameter counts: the closed form of docs/design.md, G·(H·(I+H) + 2H) + P·H per layer and direction for
 every flag combination, count_params without a module, match_hidden_size, and the contradictions refused."""
 import itertools
 
@@ -10,11 +10,12 @@ from reference import expected_blocks, expected_peepholes
 I, H = 3, 5
 
 
-def closed_form(family, flags, input_size, hidden_size, num_layers, bias):
+def closed_form(family, flags, input_size, hidden_size, num_layers, bias, bidirectional=False):
     G, P = len(expected_blocks(family, flags)), len(expected_peepholes(flags) if family == "lstm" else ())
-    widths = [input_size] + [hidden_size] * (num_layers - 1)
-    return sum(G * (hidden_size * (w + hidden_size) + (2 * hidden_size if bias else 0)) + P * hidden_size
-               for w in widths)
+    D = 2 if bidirectional else 1  # each direction its own parameters; layers above read D·H
+    widths = [input_size] + [D * hidden_size] * (num_layers - 1)
+    return D * sum(G * (hidden_size * (w + hidden_size) + (2 * hidden_size if bias else 0)) + P * hidden_size
+                   for w in widths)
 
 
 def lstm_contradiction(f, bias):
@@ -48,19 +49,19 @@ SPACES = {
 def test_every_flag_combination_counts_by_the_closed_form_or_is_refused(family):
     cls, (space, contradictory) = cells.CELLS[family], SPACES[family]
     refused = counted = 0
-    for flags, num_layers, bias in itertools.product(space, (1, 2), (True, False)):
+    for flags, num_layers, bias, bi in itertools.product(space, (1, 2), (True, False), (False, True)):
         if contradictory(flags, bias):
             with pytest.raises(ValueError):
-                cls(I, H, num_layers, bias=bias, **flags)
+                cls(I, H, num_layers, bias=bias, bidirectional=bi, **flags)
             with pytest.raises(ValueError):
-                cells.count_params(family, I, H, num_layers, bias=bias, **flags)
+                cells.count_params(family, I, H, num_layers, bias=bias, bidirectional=bi, **flags)
             refused += 1
             continue
-        module = cls(I, H, num_layers, bias=bias, **flags)
-        want = closed_form(family, flags, I, H, num_layers, bias)
+        module = cls(I, H, num_layers, bias=bias, bidirectional=bi, **flags)
+        want = closed_form(family, flags, I, H, num_layers, bias, bi)
         assert sum(p.numel() for p in module.parameters()) == want, flags
-        assert cells.count_params(family, I, H, num_layers, bias=bias, **flags) == want
-        assert cells.count_params(cls, I, H, num_layers, bias=bias, **flags) == want
+        assert cells.count_params(family, I, H, num_layers, bias=bias, bidirectional=bi, **flags) == want
+        assert cells.count_params(cls, I, H, num_layers, bias=bias, bidirectional=bi, **flags) == want
         blocks = expected_blocks(family, flags)
         assert module.weight_hh_l0.shape == (len(blocks) * H, H)  # the layout drops removed blocks
         counted += 1

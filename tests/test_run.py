@@ -17,6 +17,7 @@ import cells
 from bench import measure, results, run, tasks
 from bench.backends import IMPL_BUILDERS
 from bench.results import load_tables
+from bench.train import Model
 from cells import native
 from shrunk import EXE, ROOT, SHRINK
 
@@ -104,6 +105,21 @@ def test_every_cell_yaml_composes_and_trains(tmp_path, cell):
     assert execute(tmp_path, f"cell={cell}", *embed) == "ok"
     runs = load_tables(tmp_path)["runs"]
     assert runs.cell.tolist() == [cell] and runs.status.tolist() == ["ok"]
+
+
+def test_a_bidirectional_cell_trains_and_reads_both_directions_final_states(tmp_path):
+    assert execute(tmp_path, "cell=gru", "cell.bidirectional=true", "task=temporal_order") == "ok"
+    runs = load_tables(tmp_path)["runs"]
+    H = int(runs.hidden_size.item())
+    assert runs["config.cell.bidirectional"].tolist() == [True] and runs.path.tolist() == ["compiled"]
+    assert runs.n_params.item() == cells.count_params("gru", 8, H, bidirectional=True)
+    assert runs.n_params_readout.item() == (2 * H + 1) * 4
+    cell = cells.GRU(8, 5, bidirectional=True)  # temporal order's 8 symbols
+    model = Model(cell, tasks.temporal_order(10))
+    x = torch.randn(10, 2, 8)
+    out, _ = cell(x)
+    want = model.readout(torch.cat([out[-1, :, :5], out[0, :, 5:]], -1))
+    assert torch.equal(model(x), want)
 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
@@ -368,6 +384,7 @@ BAD = [
     (["cell=mut1"], "input_size must equal hidden_size", "embed=true"),
     (["embed=1"], "embed=1", "true | false"),
     (["embed=true", "param_match=lstm"], "param_match with embed=true", "one of them"),
+    (["task=counting", "cell.bidirectional=true"], "cell.bidirectional=true would let task=counting", "adding"),
 ]
 
 

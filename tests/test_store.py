@@ -430,9 +430,12 @@ def test_a_setting_added_later_keeps_older_records_counting(tmp_path):
     the id) and loads with the value it ran at."""
     config = {"mode": "train", "seed": 0, "cell": {"hidden_size": 4}}
     assert results.run_id(config) == results.run_id({**config, "embed": False})
+    assert results.run_id(config) == results.run_id({**config, "cell": {"hidden_size": 4, "bidirectional": False}})
     assert results.run_id({**config, "embed": True}) != results.run_id(config)
+    assert results.run_id({**config, "cell": {"hidden_size": 4, "bidirectional": True}}) != results.run_id(config)
     runs, tables = record("r0")
     results.write_run(tmp_path, "r0", runs, tables)
     results.write_run(tmp_path, "r1", {**record("r1")[0], "config.embed": True}, tables)
-    loaded = load_tables(tmp_path)["runs"].set_index("run_id")["config.embed"]
-    assert loaded.to_dict() == {"r0": False, "r1": True}
+    loaded = load_tables(tmp_path)["runs"].set_index("run_id")
+    assert loaded["config.embed"].to_dict() == {"r0": False, "r1": True}
+    assert loaded["config.cell.bidirectional"].to_dict() == {"r0": False, "r1": False}

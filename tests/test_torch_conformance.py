@@ -125,3 +125,35 @@ def test_grad_and_gradgrad_match_torch(name, bias):
     for a, b in zip(*penalties, strict=True):
         assert (a - b).abs().max().item() < 1e-10
     assert ours.paths != ["steps"] or name == "RNN"
+
+
+@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("num_layers", [1, 3])
+@pytest.mark.parametrize("batch_first", [False, True])
+def test_bidirectional_equals_torch(name, num_layers, batch_first):
+    """Bidirectional layers as torch's (the ModuleInfo samples of common_modules.py, batched and
+    unbatched; test_rnn_initial_hidden_state): the same parameter names ('_reverse'), outputs
+    (T, B, 2H), h_n (2L, B, H) layer-major, every gradient, on the path each unit takes; eval-mode
+    dropout between layers changes nothing."""
+    theirs, ours = both(name, 3, 4, num_layers, batch_first=batch_first, bidirectional=True, dtype=F64,
+                        dropout=0.3 if num_layers > 1 else 0.0)
+    theirs.eval(), ours.eval()
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert cells.count_params(name, 3, 4, num_layers, bidirectional=True) == sum(p.numel() for p in ours.parameters())
+    B, T = 2, 5
+    x = torch.randn(B, T, 3, dtype=F64) if batch_first else torch.randn(T, B, 3, dtype=F64)
+    h = torch.randn(2 * num_layers, B, 4, dtype=F64)
+    for hx in (None, (h, torch.randn_like(h)) if name == "LSTM" else h):
+        results = []
+        for m in (theirs, ours):
+            m.zero_grad()
+            xi = x.clone().requires_grad_()
+            out, state = m(xi, hx)
+            states = state if isinstance(state, tuple) else (state,)
+            (out.sin().sum() + sum(s.sum() for s in states)).backward()
+            results.append([out, *states, xi.grad, *(p.grad for p in m.parameters())])
+        for a, b in zip(*results, strict=True):
+            assert a.shape == b.shape and (a - b).abs().max().item() < 1e-10
+    unbatched = torch.randn(T, 3, dtype=F64)
+    assert (theirs(unbatched)[0] - ours(unbatched)[0]).abs().max().item() < 1e-10
+    assert len(ours.paths) == 2 * num_layers
