@@ -39,7 +39,8 @@ DTYPES = {  # name -> (parameter dtype, autocast dtype or None)
 
 def _sized_as(wrapper: nn.Module, cell: cells.Recurrent) -> None:
     """What the model reads of the cell it is given (train.Model): its sizes and directions."""
-    wrapper.input_size, wrapper.hidden_size, wrapper.bidirectional = cell.input_size, cell.hidden_size, cell.bidirectional
+    for name in ("input_size", "hidden_size", "proj_size", "bidirectional"):
+        setattr(wrapper, name, getattr(cell, name))
 
 
 class Traced(nn.Module):

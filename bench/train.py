@@ -23,7 +23,7 @@ class Model(nn.Module):
                  embed: bool | nn.Linear | None = None):
         super().__init__()
         self.cell, self.target = cell, task.target
-        width = cell.hidden_size * (2 if cell.bidirectional else 1)
+        width = (cell.proj_size or cell.hidden_size) * (2 if cell.bidirectional else 1)  # the output's
         self.readout = readout if readout is not None else nn.Linear(width, task.output_size)
         self.embed = nn.Linear(task.input_size, cell.input_size) if embed is True else embed or None
 
@@ -31,7 +31,7 @@ class Model(nn.Module):
         out, _ = self.cell(x if self.embed is None else self.embed(x))  # (T, B, D·H)
         if self.target == "sequence":
             return self.readout(out)  # (T, B, C)
-        H = self.cell.hidden_size  # bidirectional: each direction's state after the whole sequence
+        H = self.cell.proj_size or self.cell.hidden_size  # bidirectional: each direction's state after all steps
         last = torch.cat([out[-1, :, :H], out[0, :, H:]], -1) if self.cell.bidirectional else out[-1]
         y = self.readout(last)  # (B, C)
         return y.squeeze(-1) if self.target == "regression" else y

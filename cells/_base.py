@@ -95,6 +95,7 @@ class Recurrent(nn.Module):
     FLAGS: dict[str, Flag] = {}
     TORCH_FLAGS: tuple[str, ...] = ()  # flags torch's own module takes too (RNN's nonlinearity)
     n_states = 1  # tensors in the recurrent state: h (RNN, GRU) or h, c (LSTM)
+    projects = False  # whether proj_size is taken (the LSTM's, as torch's)
 
     def __init__(self, input_size, hidden_size, num_layers=1, bias=True, batch_first=False,
                  dropout=0.0, bidirectional=False, proj_size=0, device=None, dtype=None, **flags):
@@ -111,8 +112,11 @@ class Recurrent(nn.Module):
         if dropout > 0 and num_layers == 1:  # as torch warns
             warnings.warn(f"cells.{name}: dropout={dropout} acts between layers, and num_layers=1 has none: "
                           "it changes nothing", UserWarning, stacklevel=2)
-        if proj_size != 0:
-            raise ValueError(f"proj_size={proj_size!r} is not supported by cells.{name}; allowed: 0")
+        check_size("proj_size", proj_size, 0)
+        if proj_size and not self.projects:
+            raise ValueError(f"proj_size={proj_size} is not valid for cells.{name}; allowed: 0 (the LSTM's only, as torch's)")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size={proj_size} is not valid; allowed: an integer below hidden_size={hidden_size}")
         self.flags = self.resolve_flags(flags)
         self.layout = self.make_layout(self.flags)
         self.check_init(self.flags, self.layout, bias)
@@ -120,7 +124,8 @@ class Recurrent(nn.Module):
             setattr(self, flag, value)
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
-        self.bidirectional, self.proj_size = bidirectional, 0
+        self.bidirectional, self.proj_size = bidirectional, proj_size
+        out = proj_size or hidden_size  # h's width: the projection's, where there is one
         D = 2 if bidirectional else 1
         self._trace: list | None = None  # see trace()
         self._wrap_step: Callable | None = None  # see steps_through()
@@ -134,13 +139,15 @@ class Recurrent(nn.Module):
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         gi, gr = (len(self.layout.rows(kind)) * hidden_size for kind in ("weight_ih", "weight_hh"))
         for k in range(num_layers * D):
-            width = input_size if k < D else D * hidden_size
+            width = input_size if k < D else D * out
             new = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
             self.register_parameter(self._name("weight_ih", k), new(gi, width))
-            self.register_parameter(self._name("weight_hh", k), new(gr, hidden_size))
+            self.register_parameter(self._name("weight_hh", k), new(gr, out))
             if bias:
                 self.register_parameter(self._name("bias_ih", k), new(gh))
                 self.register_parameter(self._name("bias_hh", k), new(gh))
+            if proj_size:  # h = W_hr (o ⊙ tanh(c)), torch's name and place
+                self.register_parameter(self._name("weight_hr", k), new(proj_size, hidden_size))
             if self.layout.peepholes:
                 self.register_parameter(self._name("weight_ch", k), new(len(self.layout.peepholes), hidden_size))
             if self.layout.recurrent_gates:  # (R*H, R*H): block (g, g') maps gate g' at t-1 into gate g
@@ -205,9 +212,9 @@ class Recurrent(nn.Module):
     def extra_repr(self) -> str:
         """As torch's: the sizes, then only what differs from the defaults (the flags last)."""
         shown = [f"{self.input_size}, {self.hidden_size}"]
-        for arg, value, default in (("num_layers", self.num_layers, 1), ("bias", self.bias, True),
-                                    ("batch_first", self.batch_first, False), ("dropout", self.dropout, 0.0),
-                                    ("bidirectional", self.bidirectional, False)):
+        for arg, value, default in (("proj_size", self.proj_size, 0), ("num_layers", self.num_layers, 1),
+                                    ("bias", self.bias, True), ("batch_first", self.batch_first, False),
+                                    ("dropout", self.dropout, 0.0), ("bidirectional", self.bidirectional, False)):
             if value != default:
                 shown.append(f"{arg}={value}")
         return ", ".join(shown + [f"{k}={v!r}" for k, v in self.flags.items() if v != self.FLAGS[k].default])
@@ -227,7 +234,7 @@ class Recurrent(nn.Module):
         twin = getattr(nn, type(self).__name__)(
             self.input_size, self.hidden_size, self.num_layers, bias=self.bias,
             batch_first=self.batch_first, dropout=self.dropout, bidirectional=self.bidirectional,
-            device=p.device, dtype=p.dtype,
+            device=p.device, dtype=p.dtype, **({"proj_size": self.proj_size} if self.proj_size else {}),
             **{k: self.flags[k] for k in self.TORCH_FLAGS})
         twin.load_state_dict(self.state_dict())
         return twin.train(self.training)
@@ -284,7 +291,7 @@ class Recurrent(nn.Module):
                 if self.init == "orthogonal":
                     nn.init.orthogonal_(block)
                 elif self.init == "identity":
-                    block.copy_(torch.eye(h, dtype=block.dtype, device=block.device))
+                    nn.init.eye_(block)  # (H, H), or (H, proj_size) with a projection
             if self.init == "identity" and b_ih is not None:
                 b_ih.zero_()
                 b_hh.zero_()
@@ -328,16 +335,18 @@ class Recurrent(nn.Module):
             self._wrap_step = None
 
     def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
-        """hx as a tuple of n_states tensors of shape (L·D, B, H); zeros when hx is None."""
-        shape = (self._units, x.size(1), self.hidden_size)
+        """hx as a tuple of n_states tensors of shape (L·D, B, H) (h: (L·D, B, proj_size) with a
+        projection); zeros when hx is None."""
+        shapes = [(self._units, x.size(1), self.hidden_size) for _ in range(self.n_states)]
+        shapes[0] = (self._units, x.size(1), self.proj_size or self.hidden_size)
         if hx is None:
-            return tuple(x.new_zeros(shape) for _ in range(self.n_states))
+            return tuple(x.new_zeros(shape) for shape in shapes)
         states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
         if len(states) != self.n_states or not all(isinstance(s, torch.Tensor) for s in states):
             what = "a tuple (h_0, c_0)" if self.n_states > 1 else "a tensor h_0"
             raise ShapeError(f"cells.{type(self).__name__}: hx must be {what}")
-        want = shape[::2] if unbatched else shape
-        for s in states:
+        for s, shape in zip(states, shapes):
+            want = shape[::2] if unbatched else shape
             if tuple(s.shape) != want:
                 raise ShapeError(f"cells.{type(self).__name__}: expected hidden state of shape "
                                  f"{want}, got {tuple(s.shape)}")

@@ -23,7 +23,7 @@ class Acceleration:
     name: str  # the path a layer records when it runs this acceleration
     family: str  # the cell family it serves: 'lstm', 'gru', 'rnn'
     run: Callable  # run(cell, k, x, state) -> (outputs (T, B, H), last state): layer k, as the steps compute it
-    covers: Callable[[dict], bool] = lambda flags: True  # the flag sets it computes
+    covers: Callable[[dict], bool] = lambda flags: True  # the flag sets it computes (and 'proj_size')
     devices: tuple[str, ...] | None = None  # device types; None: any
     dtypes: tuple[torch.dtype, ...] | None = None  # None: any
     modes: frozenset = field(default=frozenset({"grad", "no_grad"}))  # the modes of a call it can run in
@@ -65,7 +65,8 @@ def choose(cell, x: torch.Tensor) -> Acceleration | None:
     if x.shape[1] == 0:
         return None
     family, call = type(cell).__name__.lower(), modes(cell, x)
-    return next((a for a in REGISTRY if a.serves(family, cell.flags, x, call)), None)
+    flags = cell.flags | {"proj_size": cell.proj_size}  # what covers() reads: the flags, and a projection
+    return next((a for a in REGISTRY if a.serves(family, flags, x, call)), None)
 
 
 def register_scan(family: str, scan: Callable, covers: Callable[[dict], bool] = lambda flags: True) -> None:

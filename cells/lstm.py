@@ -50,6 +50,7 @@ class LSTM(Recurrent):
         **COMMON_FLAGS,
     }
     n_states = 2
+    projects = True  # proj_size=P: h = W_hr (o ⊙ act_out(c)), weight_hr_l{k} (P, H), as torch's
 
     @classmethod
     def make_layout(cls, flags: dict) -> Layout:
@@ -90,6 +91,7 @@ class LSTM(Recurrent):
         act_in, act_out = ACTIVATIONS[self.input_activation], ACTIVATIONS[self.output_activation]
         coupled, shift = self.coupled_gates, self.coupled_shift
         fed, w_gg = self.layout.recurrent_gates, self._param("weight_gg", k)
+        w_hr = self._param("weight_hr", k)  # the projection (P, H), or None
         last = []  # FGR: the gates fed back, (B, R*H), of the step before; none (zero) at t = 0
 
         def step(xw_t, state):
@@ -110,6 +112,8 @@ class LSTM(Recurrent):
             c = gate_mul(f, c) + gate_mul(inp, act_in(pre["g"]))
             o = gate("o", c)
             h = gate_mul(o, act_out(c))
+            if w_hr is not None:
+                h = h @ w_hr.t()  # (B, P)
             gates = {name: v for name, v in (("i", i), ("f", f), ("o", o)) if v is not None}
             if fed:
                 last[:] = [torch.cat([gates[g] for g in fed], -1)]
@@ -122,7 +126,8 @@ def _scan(cell: LSTM, k, x, state, loops):
     """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
     the same function as _prepare's steps, with a hand-written backward (the steps replayed where
     autograd wants the gradients' own graph). LSTMScan makes the input projection itself (into its
-    reused workspace). Every flag set but a shifted coupling (JANET) and gate recurrence (FGR)."""
+    reused workspace). Every flag set but a shifted coupling (JANET) and gate recurrence (FGR), and
+    no projection (proj_size)."""
     spec = LSTMSpec(cell.layout.blocks, cell.layout.peepholes, cell.coupled_gates,
                     cell.input_activation == "tanh", cell.output_activation == "tanh")
 
@@ -135,5 +140,5 @@ def _scan(cell: LSTM, k, x, state, loops):
     return out, (out[-1], c)
 
 
-accelerations.register_scan("lstm", _scan,
-                            covers=lambda flags: not flags["coupled_shift"] and not flags["gate_recurrence"])
+accelerations.register_scan("lstm", _scan, covers=lambda flags: not (
+    flags["coupled_shift"] or flags["gate_recurrence"] or flags.get("proj_size")))

@@ -16,24 +16,30 @@ def _cell_class(cell) -> type[Recurrent]:
 
 
 def count_params(cell, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
-                 bidirectional: bool = False, **flags) -> int:
-    """Recurrent parameters of `cell` with `flags`: per layer and direction G_x·H·I + G_h·H² +
-    2G·H + P·H + (R·H)², where G is the number of blocks the flags leave (1, 4, 3 for the standard
-    RNN, LSTM, GRU), G_x and G_h those with an input and a hidden weight (G, but for MUT1-3), P the
-    peephole rows, R the gates that feed each other (FGR), and I the input size of layer 0 and D·H
-    above it (D = 2 bidirectional). Flags and sizes are checked as the constructor checks them."""
+                 bidirectional: bool = False, proj_size: int = 0, **flags) -> int:
+    """Recurrent parameters of `cell` with `flags`: per layer and direction G_x·H·I + G_h·H·P_h +
+    2G·H + P·H + (R·H)² (+ proj_size·H for the projection), where G is the number of blocks the
+    flags leave (1, 4, 3 for the standard RNN, LSTM, GRU), G_x and G_h those with an input and a
+    hidden weight (G, but for MUT1-3), P_h the width of h (proj_size or H), P the peephole rows, R
+    the gates that feed each other (FGR), and I the input size of layer 0 and D·P_h above it (D =
+    2 bidirectional). Flags and sizes are checked as the constructor checks them."""
     cls = _cell_class(cell)
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
         check_size(name, value)
+    check_size("proj_size", proj_size, 0)
+    if proj_size and (not cls.projects or proj_size >= hidden_size):
+        raise ValueError(f"proj_size={proj_size} is not valid for {cls.__name__} with hidden_size={hidden_size}; "
+                         "allowed: 0, or below hidden_size for the LSTM")
     resolved = cls.resolve_flags(flags)
     layout = cls.make_layout(resolved)
     cls.check_init(resolved, layout, bias)
     cls.check_sizes(resolved, input_size, hidden_size, num_layers, bidirectional)
     G, P, R, H = len(layout.blocks), len(layout.peepholes), len(layout.recurrent_gates), hidden_size
     G_x, G_h = len(layout.rows("weight_ih")), len(layout.rows("weight_hh"))
-    D = 2 if bidirectional else 1
-    widths = [input_size] + [D * H] * (num_layers - 1)
-    return D * sum(G_x * H * width + G_h * H * H + 2 * G * H * bias + P * H + (R * H) ** 2 for width in widths)
+    D, out = 2 if bidirectional else 1, proj_size or hidden_size
+    widths = [input_size] + [D * out] * (num_layers - 1)
+    return D * sum(G_x * H * width + G_h * H * out + 2 * G * H * bias + P * H + (R * H) ** 2 + proj_size * H
+                   for width in widths)
 
 
 def match_hidden_size(cell, target_params: int, input_size: int, num_layers: int = 1, **flags) -> int:

@@ -61,8 +61,9 @@ def _sig(v):
     return 1 / (1 + torch.exp(-v))
 
 
-def lstm_step(P, peep, x, h, c, f, R=None, last=None):
-    """One step; R: FGR's weight_gg (gate -> gate' -> its (H, H) block), last: the gates at t-1."""
+def lstm_step(P, peep, x, h, c, f, R=None, last=None, W_hr=None):
+    """One step; R: FGR's weight_gg (gate -> gate' -> its (H, H) block), last: the gates at t-1;
+    W_hr: torch's projection (proj_size, H) of h, or None."""
     xh = torch.cat([x, h], -1)
 
     def pre(g):  # W [x, h] + b, plus FGR's Σ_g' R_{g,g'} g'_{t-1}
@@ -78,6 +79,8 @@ def lstm_step(P, peep, x, h, c, f, R=None, last=None):
     c_new = forget * c + inp * z
     out = _sig(pre("o") + eye("o", c_new)) if f["output_gate"] else 1
     h_new = out * (torch.tanh(c_new) if f["output_activation"] == "tanh" else c_new)
+    if W_hr is not None:
+        h_new = h_new @ W_hr.T
     gates = {"i": inp, "f": forget, "o": out}
     return (h_new, c_new), {g: gates[g] for g in (R or {})}
 
@@ -146,7 +149,8 @@ def reference_forward(cell, x, hx=None):
     L, H, B = cell.num_layers, cell.hidden_size, x.shape[1]
     n_states = 2 if family == "lstm" else 1
     if hx is None:
-        hx = tuple(x.new_zeros(L * D, B, H) for _ in range(n_states))
+        hx = (x.new_zeros(L * D, B, getattr(cell, "proj_size", 0) or H),) + tuple(
+            x.new_zeros(L * D, B, H) for _ in range(n_states - 1))
     elif isinstance(hx, torch.Tensor):
         hx = (hx,)
     blocks = expected_blocks(family, flags)
@@ -168,7 +172,8 @@ def reference_forward(cell, x, hx=None):
                     pre = torch.cat([x[t], state[0]], -1) @ W.T + b_ih + b_hh
                     state = (torch.tanh(pre) if flags["nonlinearity"] == "tanh" else torch.relu(pre),)
                 elif family == "lstm":
-                    state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last)
+                    state, last = lstm_step(P, peep, x[t], *state, {**LSTM_DEFAULTS, **flags}, R, last,
+                                            getattr(cell, f"weight_hr_l{k}{sfx}", None))
                 elif mutation:
                     state = (mut_step(mutation, *mut, x[t], state[0]),)
                 else:

@@ -92,6 +92,18 @@ def test_flag_follows_its_equation(case, num_layers, bidirectional):
         assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
 
 
+@pytest.mark.parametrize("case", [c for c in FLAG_CASES if c[0] == "LSTM"], ids=ids)
+def test_lstm_flags_with_a_projection_follow_their_equations(case):
+    """torch's proj_size (h = W_hr (o ⊙ tanh(c))) with every LSTM flag case, bidirectional, 2 layers."""
+    cell = make(case, I, H, 2, dtype=F64, bidirectional=True, proj_size=2)
+    x = torch.randn(T, B, I, dtype=F64)
+    hx = (torch.randn(4, B, 2, dtype=F64), torch.randn(4, B, H, dtype=F64))
+    got = outputs_and_grads(call(cell), cell, x, hx)
+    want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
+    for a, b in zip(got, want, strict=True):
+        assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
+
+
 SCAN_CASES = [(name, flags) for name, flags in FLAG_CASES  # the cases an acceleration computes
               if any(a.family == name.lower() and a.covers(getattr(cells, name).resolve_flags(flags))
                      for a in accelerations.REGISTRY)]

@@ -79,7 +79,7 @@ def test_unknown_flags_raise_type_error_listing_the_flags(name, flag):
     ({"bias": "yes"}, "bias='yes'"),
     ({"batch_first": None}, "batch_first=None"),
     ({"bidirectional": 1}, "bidirectional=1.*True \\| False"),
-    ({"proj_size": 2}, "proj_size=2 is not supported"),
+    ({"proj_size": 4}, "proj_size=4 is not valid"),
 ])
 @pytest.mark.parametrize("name", ["RNN", "LSTM", "GRU"])
 def test_bad_constructor_arguments(name, kwargs, message):

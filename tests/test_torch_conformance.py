@@ -157,3 +157,41 @@ def test_bidirectional_equals_torch(name, num_layers, batch_first):
     unbatched = torch.randn(T, 3, dtype=F64)
     assert (theirs(unbatched)[0] - ours(unbatched)[0]).abs().max().item() < 1e-10
     assert len(ours.paths) == 2 * num_layers
+
+
+@pytest.mark.parametrize("num_layers,bidirectional", [(1, False), (2, False), (2, True)])
+def test_lstm_projection_equals_torch(num_layers, bidirectional):
+    """proj_size as torch's (test_projections_lstm_initial_hidden_state, test_variable_sequence's
+    proj_size case without packing): weight_hr_l{k} named and placed as torch's, h of width
+    proj_size, every gradient; repr; and test_projections_lstm_args_check's shape errors."""
+    theirs, ours = both("LSTM", 3, 5, num_layers, bidirectional=bidirectional, proj_size=2, dtype=F64)
+    assert [n for n, _ in ours.named_parameters()] == [n for n, _ in theirs.named_parameters()]
+    assert repr(ours) == repr(theirs)
+    assert cells.count_params("lstm", 3, 5, num_layers, bidirectional=bidirectional, proj_size=2) == sum(
+        p.numel() for p in ours.parameters())
+    D = 2 if bidirectional else 1
+    x = torch.randn(6, 4, 3, dtype=F64)
+    for hx in (None, (torch.randn(num_layers * D, 4, 2, dtype=F64), torch.randn(num_layers * D, 4, 5, dtype=F64))):
+        results = []
+        for m in (theirs, ours):
+            m.zero_grad()
+            xi = x.clone().requires_grad_()
+            out, (h, c) = m(xi, hx)
+            (out.sin().sum() + h.sum() + c.cos().sum()).backward()
+            results.append([out, h, c, xi.grad, *(p.grad for p in m.parameters())])
+        for a, b in zip(*results, strict=True):
+            assert a.shape == b.shape and (a - b).abs().max().item() < 1e-10
+    h, c = torch.randn(num_layers * D, 4, 2, dtype=F64), torch.randn(num_layers * D, 4, 5, dtype=F64)
+    for bad in ((c, c), (h, h), (torch.randn(7, 4, 2, dtype=F64), c)):
+        assert raised(lambda: theirs(x, bad)) is RuntimeError
+        with pytest.raises(RuntimeError):
+            ours(x, bad)
+
+
+@pytest.mark.parametrize("name,kwargs", [("GRU", {"proj_size": 2}), ("RNN", {"proj_size": 2}),
+                                         ("LSTM", {"proj_size": 5}), ("LSTM", {"proj_size": -1})])
+def test_projection_errors_are_torchs_classes(name, kwargs):
+    """test_projections_errors_on_gru_and_rnn; proj_size >= hidden_size or < 0 (RNNBase.__init__)."""
+    assert raised(lambda: getattr(torch.nn, name)(3, 5, **kwargs)) is ValueError
+    with pytest.raises(ValueError, match="proj_size"):
+        getattr(cells, name)(3, 5, **kwargs)
