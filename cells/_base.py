@@ -334,13 +334,13 @@ class Recurrent(nn.Module):
         finally:
             self._wrap_step = None
 
-    def _initial_state(self, hx, x: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
+    def _initial_state(self, hx, batch: int, like: torch.Tensor, unbatched: bool) -> tuple[torch.Tensor, ...]:
         """hx as a tuple of n_states tensors of shape (L·D, B, H) (h: (L·D, B, proj_size) with a
-        projection); zeros when hx is None."""
-        shapes = [(self._units, x.size(1), self.hidden_size) for _ in range(self.n_states)]
-        shapes[0] = (self._units, x.size(1), self.proj_size or self.hidden_size)
+        projection); zeros like `like` when hx is None."""
+        shapes = [(self._units, batch, self.hidden_size) for _ in range(self.n_states)]
+        shapes[0] = (self._units, batch, self.proj_size or self.hidden_size)
         if hx is None:
-            return tuple(x.new_zeros(shape) for shape in shapes)
+            return tuple(like.new_zeros(shape) for shape in shapes)
         states = tuple(hx) if isinstance(hx, (tuple, list)) else (hx,)
         if len(states) != self.n_states or not all(isinstance(s, torch.Tensor) for s in states):
             what = "a tuple (h_0, c_0)" if self.n_states > 1 else "a tensor h_0"
@@ -357,41 +357,81 @@ class Recurrent(nn.Module):
         (L·D, H), a tuple (h_0, c_0) for the LSTM, D = 2 when bidirectional. Returns (output,
         h_n) like torch: output (T, B, D·H), both directions' outputs side by side."""
         name = type(self).__name__
-        if isinstance(input, PackedSequence):
-            raise TypeError(f"cells.{name} does not take a PackedSequence; pad the batch instead")
-        if input.dim() not in (2, 3) or input.size(-1) != self.input_size:
-            raise ShapeError(f"cells.{name}: expected input of shape (T, B, {self.input_size}), "
-                             f"(B, T, {self.input_size}) with batch_first or (T, {self.input_size}), "
-                             f"got {tuple(input.shape)}")
-        unbatched = input.dim() == 2
-        if unbatched:
-            x = input.unsqueeze(1)
+        packed = isinstance(input, PackedSequence)
+        if packed:  # data (N, I): the steps' active rows one after another, batch_sizes[t] at step t
+            x, batch_sizes, sorted_indices, unsorted_indices = input
+            if x.dim() != 2 or x.size(-1) != self.input_size:
+                raise ShapeError(f"cells.{name}: expected packed data of shape (N, {self.input_size}), "
+                                 f"got {tuple(x.shape)}")
+            batch, unbatched = int(batch_sizes[0]), False
         else:
-            x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
-        if x.shape[0] == 0:
-            raise ShapeError(f"cells.{name}: expected a sequence of at least one step, got {tuple(input.shape)}")
+            if input.dim() not in (2, 3) or input.size(-1) != self.input_size:
+                raise ShapeError(f"cells.{name}: expected input of shape (T, B, {self.input_size}), "
+                                 f"(B, T, {self.input_size}) with batch_first or (T, {self.input_size}), "
+                                 f"got {tuple(input.shape)}")
+            unbatched = input.dim() == 2
+            if unbatched:
+                x = input.unsqueeze(1)
+            else:
+                x = input.transpose(0, 1) if self.batch_first else input  # (T, B, I)
+            if x.shape[0] == 0:
+                raise ShapeError(f"cells.{name}: expected a sequence of at least one step, got {tuple(input.shape)}")
+            batch = x.shape[1]
         weight = self.weight_hh_l0
         if x.dtype != weight.dtype and not torch.is_autocast_enabled(x.device.type):  # as torch checks
             raise ValueError(f"cells.{name}: input dtype {x.dtype} does not match the weights' {weight.dtype}; "
                              f"allowed: input.to({weight.dtype}), or the module .to({x.dtype})")
-        state = self._initial_state(hx, x, unbatched)
+        state = self._initial_state(hx, batch, x, unbatched)
+        if packed and sorted_indices is not None:  # hx comes in the caller's order, the data by length
+            state = tuple(s.index_select(1, sorted_indices) for s in state)
         finals, D = [], 2 if self.bidirectional else 1
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
             outs = []
             for d in range(D):  # the reverse direction reads the steps backwards and writes them back in order
-                k = layer * D + d
-                out, last = self._run_layer(k, x.flip(0) if d else x, tuple(s[k] for s in state))
-                outs.append(out.flip(0) if d else out)
+                k, start = layer * D + d, tuple(s[layer * D + d] for s in state)
+                if packed:
+                    out, last = self._packed_unit(k, x, batch_sizes, bool(d), start)
+                else:
+                    out, last = self._run_layer(k, x.flip(0) if d else x, start)
+                    out = out.flip(0) if d else out
+                outs.append(out)
                 finals.append(last)
             x = torch.cat(outs, -1) if D > 1 else outs[0]
         final = tuple(torch.stack(per_unit) for per_unit in zip(*finals))  # each (L·D, B, H)
-        if unbatched:
+        if packed:
+            if unsorted_indices is not None:
+                final = tuple(s.index_select(1, unsorted_indices) for s in final)
+            x = PackedSequence(x, batch_sizes, sorted_indices, unsorted_indices)
+        elif unbatched:
             x, final = x.squeeze(1), tuple(s.squeeze(1) for s in final)
         elif self.batch_first:
             x = x.transpose(0, 1)
         return x, (final if self.n_states > 1 else final[0])
+
+    def _packed_unit(self, k: int, data: torch.Tensor, batch_sizes: torch.Tensor, reverse: bool,
+                     state: tuple) -> tuple[torch.Tensor, tuple]:
+        """Unit k on packed data (N, I), sequences sorted by length: at step t the first
+        batch_sizes[t] sequences are active, the others keep their state (done, or in reverse not
+        yet begun), so each ends with its own last step's state. The step loop runs it; no
+        acceleration is written for a batch that changes from step to step."""
+        self.paths[k] = accelerations.STEPS
+        step, xw = self._prepare(k, data.unsqueeze(1))
+        xw = xw.squeeze(1)  # (N, G*H)
+        if self._wrap_step is not None:
+            step = self._wrap_step(step)
+        sizes = batch_sizes.tolist()
+        starts = [0]
+        for n in sizes[:-1]:
+            starts.append(starts[-1] + n)
+        outs = [None] * len(sizes)
+        for t in (reversed(range(len(sizes))) if reverse else range(len(sizes))):
+            n = sizes[t]
+            new, _ = step(xw[starts[t]:starts[t] + n], tuple(s[:n] for s in state))
+            outs[t] = new[0]
+            state = tuple(torch.cat([a, s[n:]]) if n < s.shape[0] else a for a, s in zip(new, state))
+        return torch.cat(outs), state
 
     def _run_layer(self, k: int, x: torch.Tensor, state: tuple) -> tuple[torch.Tensor, tuple]:
         """Unit k (a layer in one direction): x (T, B, I) -> outputs (T, B, H) and the last state,

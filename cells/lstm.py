@@ -98,7 +98,9 @@ class LSTM(Recurrent):
             h, c = state  # (B, H) each
             pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
             if last:  # each fed gate's pre-activation gets R_g [i, f, o]_{t-1}
-                pre.update((g, pre[g] + r) for g, r in zip(fed, (last[-1] @ w_gg.t()).chunk(len(fed), -1)))
+                prev = last[-1][:len(h)]  # packed input: fewer rows; in reverse more, begun now (zero gates)
+                prev = torch.cat([prev, prev.new_zeros(len(h) - len(prev), prev.shape[1])]) if len(prev) < len(h) else prev
+                pre.update((g, pre[g] + r) for g, r in zip(fed, (prev @ w_gg.t()).chunk(len(fed), -1)))
 
             def act(name, cell):  # pre + p ⊙ cell
                 return torch.addcmul(pre[name], peep[name], cell) if name in peep else pre[name]

@@ -2,6 +2,7 @@
 on 1 and 2 layers; then cross-checks that tie each ablation to a cell we already trust."""
 import pytest
 import torch
+from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 import cells
 from cells import accelerations
@@ -102,6 +103,31 @@ def test_lstm_flags_with_a_projection_follow_their_equations(case):
     want = outputs_and_grads(lambda x, hx: reference_forward(cell, x, hx), cell, x, hx)
     for a, b in zip(got, want, strict=True):
         assert (a - b).abs().max().item() <= 1e-10 * (1 + b.abs().max().item())
+
+
+@pytest.mark.parametrize("case", FLAG_CASES, ids=ids)
+def test_a_packed_batch_equals_each_sequence_alone(case):
+    """Every flag on a PackedSequence (unsorted lengths, 2 bidirectional layers but for MUT1/MUT2):
+    each sequence's outputs and last state are those of the sequence run alone (test_nn.py's
+    test_variable_sequence), gradients included."""
+    square = case[1].get("mutation") in (1, 2)
+    cell = make(case, I, H, 1 if square else 2, dtype=F64, bidirectional=not square)
+    units, lengths = (1 if square else 4), [4, 6, 1, 4]
+    x = torch.randn(max(lengths), len(lengths), cell.input_size, dtype=F64, requires_grad=True)
+    hx = tuple(torch.randn(units, len(lengths), H, dtype=F64) for _ in range(cell.n_states))
+    out, state = call(cell)(pack_padded_sequence(x, lengths, enforce_sorted=False), hx)
+    padded, _ = pad_packed_sequence(out)
+    got = [padded, *state]
+    for i, n in enumerate(lengths):
+        alone, last = call(cell)(x[:n, i:i + 1], tuple(h[:, i:i + 1] for h in hx))
+        assert (got[0][:n, i:i + 1] - alone).abs().max().item() < 1e-12
+        assert (got[0][n:, i] == 0).all()
+        for s, a in zip(got[1:], last):
+            assert (s[:, i:i + 1] - a).abs().max().item() < 1e-12
+    grad_packed = torch.autograd.grad(padded.sin().sum(), x)[0]
+    grad_alone = torch.cat([torch.autograd.grad(call(cell)(x[:n, i:i + 1], tuple(h[:, i:i + 1] for h in hx))[0]
+                                                .sin().sum(), x)[0][:, i:i + 1] for i, n in enumerate(lengths)], 1)
+    assert (grad_packed - grad_alone).abs().max().item() < 1e-12
 
 
 SCAN_CASES = [(name, flags) for name, flags in FLAG_CASES  # the cases an acceleration computes

@@ -98,8 +98,8 @@ def test_bad_inputs_and_states_are_refused_with_the_expected_shape():
         lstm(torch.randn(5, 2, I), torch.zeros(2, 2, H))
     with pytest.raises(ValueError, match=r"\(2, 4\)"):
         lstm(torch.randn(5, I), (torch.zeros(2, 1, H), torch.zeros(2, 1, H)))
-    packed = pack_padded_sequence(torch.randn(5, 2, I), [5, 3])
-    with pytest.raises(TypeError, match="PackedSequence"):
+    packed = pack_padded_sequence(torch.randn(5, 2, I + 1), [5, 3])
+    with pytest.raises(ValueError, match=r"expected packed data of shape \(N, 3\), got \(8, 4\)"):
         gru(packed)
 
 

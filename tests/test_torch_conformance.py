@@ -5,6 +5,7 @@ import warnings
 
 import pytest
 import torch
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 import cells
 
@@ -195,3 +196,33 @@ def test_projection_errors_are_torchs_classes(name, kwargs):
     assert raised(lambda: getattr(torch.nn, name)(3, 5, **kwargs)) is ValueError
     with pytest.raises(ValueError, match="proj_size"):
         getattr(cells, name)(3, 5, **kwargs)
+
+
+@pytest.mark.parametrize("name,num_layers,bidirectional,proj", [
+    ("RNN", 1, False, 0), ("RNN", 2, True, 0), ("LSTM", 1, False, 0), ("LSTM", 2, True, 0), ("LSTM", 2, True, 2),
+    ("GRU", 1, False, 0), ("GRU", 2, True, 0)])
+@pytest.mark.parametrize("lengths,enforce_sorted", [([5], True), ([5, 5, 3, 2, 1, 1], True),
+                                                    ([2, 1, 3, 5, 4], False)])
+def test_packed_sequences_equal_torch(name, num_layers, bidirectional, proj, lengths, enforce_sorted):
+    """test_variable_sequence (test_nn.py): a PackedSequence in (sorted or not, an initial state
+    in the caller's batch order), a PackedSequence out, h_n in the caller's order, each sequence's
+    own last state; outputs and every gradient equal torch's."""
+    extra = {"proj_size": proj} if proj else {}
+    theirs, ours = both(name, 3, 4, num_layers, bidirectional=bidirectional, dtype=F64, **extra)
+    D, B = 2 if bidirectional else 1, len(lengths)
+    x = torch.randn(max(lengths), B, 3, dtype=F64)
+    h = torch.randn(num_layers * D, B, proj or 4, dtype=F64)
+    hx = (h, torch.randn(num_layers * D, B, 4, dtype=F64)) if name == "LSTM" else h
+    results = []
+    for m in (theirs, ours):
+        m.zero_grad()
+        xi = x.clone().requires_grad_()
+        out, state = m(pack_padded_sequence(xi, lengths, enforce_sorted=enforce_sorted), hx)
+        assert isinstance(out, PackedSequence)
+        padded, got_lengths = pad_packed_sequence(out)
+        assert got_lengths.tolist() == lengths
+        states = state if isinstance(state, tuple) else (state,)
+        (padded.sin().sum() + sum(s.sum() for s in states)).backward()
+        results.append([padded, *states, xi.grad, *(p.grad for p in m.parameters())])
+    for a, b in zip(*results, strict=True):
+        assert a.shape == b.shape and (a - b).abs().max().item() < 1e-10
