@@ -197,7 +197,7 @@ def s1(runs, tables):
                     at = pairs[pairs.seq_len == both]  # one pair per seed: independent outcomes
                     solved = stats.discordance(at.solved_a.astype(bool), at.solved_b.astype(bool))
                     parts.append((f"{task}: solved at T={both}, {lstm_name} vs rnn", solved,
-                                  stats.greater(solved, 0.0), f"{task}: solved at the {lstm_name}'s longest"))
+                                  stats.greater(solved, 0.0), f"{task}: solved at the longest both ran, {lstm_name} vs rnn"))
         if max(solved_to, default=0):
             extra.append(_gradient_ratio(tables["profiles"], runs, task, max(solved_to)))
     scope = _scope(pd.concat(used) if used else runs.iloc[:0])

@@ -22,7 +22,7 @@ class Finding:
 
 
 FINDINGS = [
-    Finding("S1", r"- rnn score|solved at the lstm",
+    Finding("S1", r"- rnn score|solved at the longest both ran",
             "Hochreiter & Schmidhuber 1997, Tables 2 and 7",
             "LSTM solved the adding problem at T = 100, 500 and 1000 (74,000, 209,000 and 853,000 training "
             "sequences, 10 trials); RTRL and BPTT nets solved no trial of a 100-step lag in 5 million (task 2a)",

@@ -408,7 +408,12 @@ def recorded(results_dir, rids: list[str]) -> set[str]:
 def scan(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> tuple[dict[str, pd.DataFrame], list[str]]:
     """load_tables, and 'FILE: what is wrong' for each damaged record it skipped."""
     records, problems = _scan(Path(results_dir), lambda f: _read_record(f, names), strict)
-    return _latest(records, names), problems
+    tables = _latest(records, names)
+    if "runs" in tables and len(tables["runs"]):  # runs recorded before a setting of ADDED: its old value
+        runs = tables["runs"]
+        for key, value in ADDED.items():
+            runs[f"config.{key}"] = runs[f"config.{key}"].fillna(value) if f"config.{key}" in runs else value
+    return tables, problems
 
 
 def load_tables(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> dict[str, pd.DataFrame]:
@@ -416,9 +421,4 @@ def load_tables(results_dir, names: tuple[str, ...] = TABLES, strict: bool = Fal
     rows from its latest record under results_dir (tables a run did not write are empty). A
     damaged record is skipped with one warning line naming its file; `strict`: Damaged is raised.
     Runs recorded before a setting of ADDED existed show the value they ran at."""
-    tables = scan(results_dir, names, strict)[0]
-    if "runs" in tables and len(tables["runs"]):
-        runs = tables["runs"]
-        for key, value in ADDED.items():
-            runs[f"config.{key}"] = runs[f"config.{key}"].fillna(value) if f"config.{key}" in runs else value
-    return tables
+    return scan(results_dir, names, strict)[0]

@@ -120,6 +120,12 @@ def plan(cfg: DictConfig) -> Plan:
     backends.check_cell(backend, cell)
     if cell.batch_first:
         raise ValueError("cell.batch_first=True is not valid: the model feeds its cell (T, B, I); allowed: false")
+    if cell.proj_size:
+        raise ValueError(f"cell.proj_size={cell.proj_size} is not valid in rnnbench (its records and readout take h "
+                         "of hidden_size); allowed: 0")
+    if cell.bidirectional and cfg.mode == "throughput":
+        raise ValueError("cell.bidirectional=true is not valid with mode=throughput (it times one direction against "
+                         "torch's one-direction LSTM); allowed: false")
     if cell.bidirectional and cfg.mode == "train" and task.target == "sequence":
         raise ValueError(f"cell.bidirectional=true would let task={task.name}'s output at each step read the steps "
                          "after it; allowed: false here, true for tasks that predict from the whole sequence "
@@ -163,7 +169,7 @@ def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backe
     evaluation's forward (one layer's outputs) and a training step's saved activations (the input
     and every gate of every step and layer); for mode=throughput, one forward+backward's."""
     width = 8 if backend.dtype == "float64" else 4
-    gates = len(cell.layout.blocks) * cell.hidden_size * cell.num_layers
+    gates = len(cell.layout.blocks) * cell.hidden_size * cell.num_layers * (2 if cell.bidirectional else 1)
     params = 4 * sum(q.numel() for q in cell.parameters())
     if cfg.mode == "throughput":
         t = cfg.throughput

@@ -29,7 +29,7 @@ SUPPORTED, NOT_SUPPORTED, INCONCLUSIVE = "supported", "not supported", "inconclu
 # in tests can leave some out. Not the path a cell took (cells.accelerations): every path computes
 # the same function, and throughput, where the path matters, is keyed on it (costs.KEYS).
 PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "config.cell.bidirectional",
-             "device", "impl", "dtype",
+             "config.embed", "device", "impl", "dtype",
              "flush_denormal", "config.train.steps", "config.train.batch_size", "task_version"]
 
 

@@ -70,7 +70,9 @@ def summary_table() -> pd.DataFrame:
     runs = pd.concat(rows, ignore_index=True)
     runs["task"] = runs["task"].fillna("-")  # throughput runs have no task
     keys = ["cell", "task", "seq_len", "hidden_size", "impl"]
-    runs["flags"] = [claims.variant(r, str(c).lower()) or "-" for r, c in zip(runs.to_dict("records"), runs.cell_class)]
+    runs["flags"] = [",".join(filter(None, [claims.variant(r, str(c).lower()),
+                                            *(k.split(".")[-1] for k in results.ADDED if r.get(f"config.{k}") is True)]))
+                     or "-" for r, c in zip(runs.to_dict("records"), runs.cell_class)]
     if runs.groupby("cell").flags.nunique().gt(1).any():
         keys.insert(1, "flags")
     table = runs.groupby(keys, dropna=False).agg(

@@ -3,9 +3,10 @@
 A cell family (RNN, LSTM, GRU) subclasses `Recurrent` and supplies three things:
 - `FLAGS`: its ablation flags, each with a default (the standard cell) and the allowed values;
 - `make_layout(flags)`: which weight blocks and peepholes those flags leave, refusing contradictions;
-- `_prepare(k, x)`: layer k's input projection for every step and the step function.
-Everything else (argument checks, parameters, init, layers, batch_first, unbatched input,
-dropout between layers, initial states) lives here once.
+- `_prepare(k, x)`: unit k's input projection for every step and the step function (a unit is
+  one layer in one direction: k = layer · D + direction, D = 2 when bidirectional).
+Everything else (argument checks, parameters, init, layers, directions, batch_first, unbatched
+and packed input, dropout between layers, initial states) lives here once.
 """
 import contextlib
 import math
@@ -112,11 +113,6 @@ class Recurrent(nn.Module):
         if dropout > 0 and num_layers == 1:  # as torch warns
             warnings.warn(f"cells.{name}: dropout={dropout} acts between layers, and num_layers=1 has none: "
                           "it changes nothing", UserWarning, stacklevel=2)
-        check_size("proj_size", proj_size, 0)
-        if proj_size and not self.projects:
-            raise ValueError(f"proj_size={proj_size} is not valid for cells.{name}; allowed: 0 (the LSTM's only, as torch's)")
-        if proj_size >= hidden_size:
-            raise ValueError(f"proj_size={proj_size} is not valid; allowed: an integer below hidden_size={hidden_size}")
         self.flags = self.resolve_flags(flags)
         self.layout = self.make_layout(self.flags)
         self.check_init(self.flags, self.layout, bias)
@@ -125,8 +121,7 @@ class Recurrent(nn.Module):
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.proj_size = bidirectional, proj_size
-        out = proj_size or hidden_size  # h's width: the projection's, where there is one
-        D = 2 if bidirectional else 1
+        out, D = proj_size or hidden_size, self._directions  # h's width: the projection's, where there is one
         self._trace: list | None = None  # see trace()
         self._wrap_step: Callable | None = None  # see steps_through()
         # A unit is one layer in one direction: unit k = layer * D + direction (1: reversed), the
@@ -135,7 +130,7 @@ class Recurrent(nn.Module):
         self._workspaces = [Workspace() for _ in range(num_layers * D)]  # the scans' scratch, per unit
         self.paths = [accelerations.STEPS] * (num_layers * D)  # each unit's path in the last forward (_run_layer)
 
-        self.check_sizes(self.flags, input_size, hidden_size, num_layers, bidirectional)
+        self.check_sizes(self.flags, input_size, hidden_size, num_layers, bidirectional, proj_size)
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         gi, gr = (len(self.layout.rows(kind)) * hidden_size for kind in ("weight_ih", "weight_hh"))
         for k in range(num_layers * D):
@@ -181,7 +176,14 @@ class Recurrent(nn.Module):
 
     @classmethod
     def check_sizes(cls, flags: dict, input_size: int, hidden_size: int, num_layers: int = 1,
-                    bidirectional: bool = False) -> None:
+                    bidirectional: bool = False, proj_size: int = 0) -> None:
+        """Refuse sizes these flags (and torch's rules for proj_size) cannot take."""
+        check_size("proj_size", proj_size, 0)
+        if proj_size and not cls.projects:
+            raise ValueError(f"proj_size={proj_size} is not valid for cells.{cls.__name__}; allowed: 0 (the LSTM's "
+                             "only, as torch's)")
+        if proj_size >= hidden_size:
+            raise ValueError(f"proj_size={proj_size} is not valid; allowed: an integer below hidden_size={hidden_size}")
         if not cls.adds_raw_input(flags):
             return
         changed = ", ".join(f"{k}={v!r}" for k, v in flags.items() if v != cls.FLAGS[k].default)
@@ -241,13 +243,17 @@ class Recurrent(nn.Module):
 
     # ---- parameters --------------------------------------------------------------------------
     @property
+    def _directions(self) -> int:
+        return 2 if self.bidirectional else 1
+
+    @property
     def _units(self) -> int:
         """Layers times directions."""
-        return self.num_layers * (2 if self.bidirectional else 1)
+        return self.num_layers * self._directions
 
     def _name(self, kind: str, k: int) -> str:
         """Unit k's parameter of `kind` ('weight_ih', ...) by torch's name."""
-        D = 2 if self.bidirectional else 1
+        D = self._directions
         return f"{kind}_l{k // D}" + ("_reverse" if k % D else "")
 
     def _param(self, kind: str, k: int):
@@ -302,21 +308,23 @@ class Recurrent(nn.Module):
 
     # ---- forward -----------------------------------------------------------------------------
     def _project(self, k: int, x: torch.Tensor) -> torch.Tensor:
-        """Layer k's input projection of every step at once, with both biases: (T, B, G*H). Cells
+        """Unit k's input projection of every step at once, with both biases: (T, B, G*H). Cells
         whose hidden bias sits inside a gate (the GRU's b_hn) make their own."""
         w_ih, _, b_ih, b_hh, _ = self._params(k)
         return F.linear(x, w_ih, None if b_ih is None else b_ih + b_hh)
 
     def _prepare(self, k: int, x: torch.Tensor) -> tuple[Callable, torch.Tensor]:
-        """Layer k on x (T, B, I): (step, xw) with xw (T, B, G*H) and
-        step(xw_t, state) -> (state, gates), gates a dict of the step's gate activations (B, H)."""
+        """Unit k on x (T, B, I): (step, xw) with xw (T, B, G*H) and
+        step(xw_t, state) -> (state, gates), gates a dict of the step's gate activations (B, H);
+        state's h is (B, proj_size) with a projection, else (B, H)."""
         raise NotImplementedError
 
     @contextlib.contextmanager
     def trace(self):
         """Record every step of the forward passes inside: yields a list that fills with one
-        dict per layer, {"states": [state_t, ...], "gates": [{gate: (B, H)}, ...]}, holding the
-        graph's own tensors (so `retain_grad()` on a state gives ∂L/∂h_t after backward)."""
+        dict per unit (layer and direction; a reverse unit's steps run from the last input back),
+        {"states": [state_t, ...], "gates": [{gate: (B, H)}, ...]}, holding the graph's own tensors
+        (so `retain_grad()` on a state gives ∂L/∂h_t after backward). Padded input only."""
         self._trace = []
         try:
             yield self._trace
@@ -354,8 +362,10 @@ class Recurrent(nn.Module):
 
     def forward(self, input: torch.Tensor, hx=None):
         """input (T, B, I), (B, T, I) with batch_first, or unbatched (T, I); hx (L·D, B, H) or
-        (L·D, H), a tuple (h_0, c_0) for the LSTM, D = 2 when bidirectional. Returns (output,
-        h_n) like torch: output (T, B, D·H), both directions' outputs side by side."""
+        (L·D, H), a tuple (h_0, c_0) for the LSTM, D = 2 when bidirectional (h's width proj_size
+        with a projection), or a PackedSequence. Returns (output, h_n) like torch: output
+        (T, B, D·H), both directions' outputs side by side (D·proj_size with a projection; a
+        PackedSequence for packed input)."""
         name = type(self).__name__
         packed = isinstance(input, PackedSequence)
         if packed:  # data (N, I): the steps' active rows one after another, batch_sizes[t] at step t
@@ -384,7 +394,7 @@ class Recurrent(nn.Module):
         state = self._initial_state(hx, batch, x, unbatched)
         if packed and sorted_indices is not None:  # hx comes in the caller's order, the data by length
             state = tuple(s.index_select(1, sorted_indices) for s in state)
-        finals, D = [], 2 if self.bidirectional else 1
+        finals, D = [], self._directions
         for layer in range(self.num_layers):
             if layer > 0 and self.dropout > 0:
                 x = F.dropout(x, self.dropout, self.training)
@@ -416,19 +426,19 @@ class Recurrent(nn.Module):
         batch_sizes[t] sequences are active, the others keep their state (done, or in reverse not
         yet begun), so each ends with its own last step's state. The step loop runs it; no
         acceleration is written for a batch that changes from step to step."""
+        if self._trace is not None:
+            raise ValueError(f"cells.{type(self).__name__}.trace() records padded input only; allowed: "
+                             "a padded batch (torch.nn.utils.rnn.pad_packed_sequence)")
         self.paths[k] = accelerations.STEPS
         step, xw = self._prepare(k, data.unsqueeze(1))
-        xw = xw.squeeze(1)  # (N, G*H)
         if self._wrap_step is not None:
             step = self._wrap_step(step)
         sizes = batch_sizes.tolist()
-        starts = [0]
-        for n in sizes[:-1]:
-            starts.append(starts[-1] + n)
+        steps = xw.squeeze(1).split(sizes)  # each (batch_sizes[t], G*H)
         outs = [None] * len(sizes)
         for t in (reversed(range(len(sizes))) if reverse else range(len(sizes))):
             n = sizes[t]
-            new, _ = step(xw[starts[t]:starts[t] + n], tuple(s[:n] for s in state))
+            new, _ = step(steps[t], tuple(s[:n] for s in state))
             outs[t] = new[0]
             state = tuple(torch.cat([a, s[n:]]) if n < s.shape[0] else a for a, s in zip(new, state))
         return torch.cat(outs), state
@@ -447,6 +457,9 @@ class Recurrent(nn.Module):
         """Unit k's step loop on the given parameters (as _params orders them) rather than the
         module's: an acceleration's backward asked for a graph (create_graph=True) replays the
         layer so that autograd can differentiate its gradients again."""
+        # _params binds the five tensors it returns: a cell with more (FGR's weight_gg, a projection's
+        # weight_hr) would read those from the module; no acceleration covers them
+        assert not self.layout.recurrent_gates and not self.proj_size, "replay binds _params' five tensors only"
         bound, self._bound = self._bound, (k, params)
         try:
             return self._step_loop(k, x, state)

@@ -22,7 +22,7 @@ MODES = frozenset({"grad", "no_grad", "tracing", "autocast"})
 class Acceleration:
     name: str  # the path a layer records when it runs this acceleration
     family: str  # the cell family it serves: 'lstm', 'gru', 'rnn'
-    run: Callable  # run(cell, k, x, state) -> (outputs (T, B, H), last state): layer k, as the steps compute it
+    run: Callable  # run(cell, k, x, state) -> (outputs (T, B, H), last state): unit k, as the steps compute it
     covers: Callable[[dict], bool] = lambda flags: True  # the flag sets it computes (and 'proj_size')
     devices: tuple[str, ...] | None = None  # device types; None: any
     dtypes: tuple[torch.dtype, ...] | None = None  # None: any

@@ -167,7 +167,7 @@ class GRU(Recurrent):
 
 
 def _scan(cell: GRU, k, x, state, loops):
-    """Layer k through GRUScan (the compiled loops, or its torch loops where `loops` is None): the
+    """Unit k through GRUScan (the compiled loops, or its torch loops where `loops` is None): the
     same function as _prepare's steps, with a hand-written backward (the steps replayed where
     autograd wants the gradients' own graph). GRUScan reads the parameters in their layout and
     orders them itself. Every flag set but MUT1-3."""

@@ -95,7 +95,7 @@ class LSTM(Recurrent):
         last = []  # FGR: the gates fed back, (B, R*H), of the step before; none (zero) at t = 0
 
         def step(xw_t, state):
-            h, c = state  # (B, H) each
+            h, c = state  # (B, H) each; h (B, P) with a projection
             pre = dict(zip(blocks, torch.addmm(xw_t, h, w_hh_t).chunk(len(blocks), -1)))
             if last:  # each fed gate's pre-activation gets R_g [i, f, o]_{t-1}
                 prev = last[-1][:len(h)]  # packed input: fewer rows; in reverse more, begun now (zero gates)
@@ -125,7 +125,7 @@ class LSTM(Recurrent):
 
 
 def _scan(cell: LSTM, k, x, state, loops):
-    """Layer k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
+    """Unit k through LSTMScan (the compiled loops, or its torch loops where `loops` is None):
     the same function as _prepare's steps, with a hand-written backward (the steps replayed where
     autograd wants the gradients' own graph). LSTMScan makes the input projection itself (into its
     reused workspace). Every flag set but a shifted coupling (JANET) and gate recurrence (FGR), and

@@ -26,14 +26,10 @@ def count_params(cell, input_size: int, hidden_size: int, num_layers: int = 1, b
     cls = _cell_class(cell)
     for name, value in (("input_size", input_size), ("hidden_size", hidden_size), ("num_layers", num_layers)):
         check_size(name, value)
-    check_size("proj_size", proj_size, 0)
-    if proj_size and (not cls.projects or proj_size >= hidden_size):
-        raise ValueError(f"proj_size={proj_size} is not valid for {cls.__name__} with hidden_size={hidden_size}; "
-                         "allowed: 0, or below hidden_size for the LSTM")
     resolved = cls.resolve_flags(flags)
     layout = cls.make_layout(resolved)
     cls.check_init(resolved, layout, bias)
-    cls.check_sizes(resolved, input_size, hidden_size, num_layers, bidirectional)
+    cls.check_sizes(resolved, input_size, hidden_size, num_layers, bidirectional, proj_size)
     G, P, R, H = len(layout.blocks), len(layout.peepholes), len(layout.recurrent_gates), hidden_size
     G_x, G_h = len(layout.rows("weight_ih")), len(layout.rows("weight_hh"))
     D, out = 2 if bidirectional else 1, proj_size or hidden_size

@@ -105,11 +105,12 @@ def test_an_rnn_runs_its_steps_and_says_so():
 @pytest.mark.parametrize("acceleration,flags,chunked", [c for c in CASES if not c.values[2]])
 def test_double_backward_through_an_acceleration_equals_the_step_loops(acceleration, flags, chunked, monkeypatch):
     """create_graph=True (a gradient penalty): the acceleration's backward replays the step loop,
-    so the penalty's gradients (input, every parameter) are the step loop's; none is missing."""
+    so the penalty's gradients (input, every parameter) are the step loop's; none is missing.
+    Bidirectional: reverse units replay too."""
     if not acceleration.available():
         pytest.skip(f"{acceleration.name} is not available here")
     monkeypatch.setattr(accelerations, "REGISTRY", [acceleration])
-    cell = FAMILIES[acceleration.family](I, H, 2, dtype=F64, **flags)
+    cell = FAMILIES[acceleration.family](I, H, 2, dtype=F64, bidirectional=True, **flags)
     x = torch.randn(T, B, I, dtype=F64, requires_grad=True)
 
     def penalty_grads():
@@ -117,7 +118,7 @@ def test_double_backward_through_an_acceleration_equals_the_step_loops(accelerat
         return torch.autograd.grad((g ** 2).sum(), [x, *cell.parameters()], allow_unused=True)
 
     fast = penalty_grads()
-    assert cell.paths == [acceleration.name] * 2
+    assert cell.paths == [acceleration.name] * 4
     with cell.steps_through(lambda step: step):
         steps = penalty_grads()
     for a, b in zip(fast, steps, strict=True):

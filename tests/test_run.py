@@ -385,6 +385,9 @@ BAD = [
     (["embed=1"], "embed=1", "true | false"),
     (["embed=true", "param_match=lstm"], "param_match with embed=true", "one of them"),
     (["task=counting", "cell.bidirectional=true"], "cell.bidirectional=true would let task=counting", "adding"),
+    (["mode=throughput", "cell.bidirectional=true"], "cell.bidirectional=true is not valid with mode=throughput",
+     "allowed: false"),
+    (["+cell.proj_size=2"], "cell.proj_size=2 is not valid in rnnbench", "allowed: 0"),
 ]
 
 

@@ -436,6 +436,7 @@ def test_a_setting_added_later_keeps_older_records_counting(tmp_path):
     runs, tables = record("r0")
     results.write_run(tmp_path, "r0", runs, tables)
     results.write_run(tmp_path, "r1", {**record("r1")[0], "config.embed": True}, tables)
-    loaded = load_tables(tmp_path)["runs"].set_index("run_id")
-    assert loaded["config.embed"].to_dict() == {"r0": False, "r1": True}
-    assert loaded["config.cell.bidirectional"].to_dict() == {"r0": False, "r1": False}
+    for loaded in (load_tables(tmp_path)["runs"], results.scan(tmp_path)[0]["runs"]):  # the report reads scan
+        loaded = loaded.set_index("run_id")
+        assert loaded["config.embed"].to_dict() == {"r0": False, "r1": True}
+        assert loaded["config.cell.bidirectional"].to_dict() == {"r0": False, "r1": False}
