@@ -35,7 +35,7 @@ reproduce: $(STAMP)
 	$(VENV)/bin/rnnbench -m experiment=claims 'case=glob(*-throughput-*)' $(SIZES) results_dir=$(RESULTS) progress=false
 	$(VENV)/bin/rnnbench-report $(RESULTS)
 
-# The ledger at a budget that decides (experiment=claims_full, about 4 hours on 2 cores): the
+# The ledger at a budget that decides (experiment=claims_full, about 4.5 hours on 2 cores, measured): the
 # learning-rate grid on seeds 0-2, each cell at its grid's choice on seeds 3-9, then the throughput
 # cases alone over FULL_SIZES with 10 seeds, and the report. Killed, the same command resumes.
 TRAINING := experiment=claims_full 'case_full=glob(*,exclude=*-throughput-*)' results_dir=$(FULL) progress=false

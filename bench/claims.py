@@ -297,7 +297,8 @@ def s3(runs, tables):
     counts = both.groupby([*keys, "family"]).n_params.agg(set).unstack("family").reindex(columns=["gru", "lstm"])
     parts = []
     for key, row in counts.dropna().iterrows():
-        label = ", ".join(f"{k}={v}" for k, v in zip(keys, np.atleast_1d(key)))
+        label = ", ".join(f"{k.removeprefix('config.cell.')}={v}" for k, v in zip(keys, key if isinstance(key, tuple)
+                                                                                   else (key,)))
         if len(row.gru) > 1 or len(row.lstm) > 1:  # one count per setting, unless a size is not recorded
             parts.append((f"{label}: several counts, gru {sorted(row.gru)}, lstm {sorted(row.lstm)}", None,
                           stats.INCONCLUSIVE))
