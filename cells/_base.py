@@ -127,15 +127,15 @@ class Recurrent(nn.Module):
         # A unit is one layer in one direction: unit k = layer * D + direction (1: reversed), the
         # order of torch's h_n; its parameters are named weight_ih_l{layer}, with '_reverse' for 1.
         self._bound: tuple | None = None  # (k, unit k's parameters) inside replay()
-        self._workspaces = [Workspace() for _ in range(num_layers * D)]  # the scans' scratch, per unit
-        self.paths = [accelerations.STEPS] * (num_layers * D)  # each unit's path in the last forward (_run_layer)
+        self._workspaces = [Workspace() for _ in range(self._units)]  # the scans' scratch, per unit
+        self.paths = [accelerations.STEPS] * self._units  # each unit's path in the last forward (_run_layer)
 
         self.check_sizes(self.flags, input_size, hidden_size, num_layers, bidirectional, proj_size)
         gh, factory = len(self.layout.blocks) * hidden_size, {"device": device, "dtype": dtype}
         gi, gr = (len(self.layout.rows(kind)) * hidden_size for kind in ("weight_ih", "weight_hh"))
-        for k in range(num_layers * D):
+        new = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
+        for k in range(self._units):
             width = input_size if k < D else D * out
-            new = lambda *shape: nn.Parameter(torch.empty(*shape, **factory))  # noqa: E731
             self.register_parameter(self._name("weight_ih", k), new(gi, width))
             self.register_parameter(self._name("weight_hh", k), new(gr, out))
             if bias:
@@ -400,7 +400,8 @@ class Recurrent(nn.Module):
                 x = F.dropout(x, self.dropout, self.training)
             outs = []
             for d in range(D):  # the reverse direction reads the steps backwards and writes them back in order
-                k, start = layer * D + d, tuple(s[layer * D + d] for s in state)
+                k = layer * D + d
+                start = tuple(s[k] for s in state)
                 if packed:
                     out, last = self._packed_unit(k, x, batch_sizes, bool(d), start)
                 else:
