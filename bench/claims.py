@@ -141,9 +141,11 @@ def _verdict(id_, claim, parts: list[tuple], scope: str, extra: str = "") -> Ver
     decided = iter(stats.decide(tests))
     rows = []
     for label, est, t, *key in parts:
-        verdict, p, needed = next(decided) if isinstance(t, stats.Test) else (t, None, None)
-        rows.append((label, est, t.n if isinstance(t, stats.Test) else None, p, verdict, needed, (key or [label])[0]))
-    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict", "seeds to decide", "key"])
+        test = isinstance(t, stats.Test)
+        verdict, p, needed = next(decided) if test else (t, None, None)
+        rows.append((label, est, t.n if test else None, p, verdict, needed, (key or [label])[0],
+                     stats.leaning(t) if test else verdict))
+    table = pd.DataFrame(rows, columns=["part", "estimate", "n", "p", "verdict", "seeds to decide", "key", "leans"])
     if table.empty:
         return Verdict(id_, claim, "inconclusive: no data", "no runs that this claim's rule can use", table)
     verdict = stats.combine(list(table.verdict))
@@ -498,6 +500,8 @@ def judge(tables: dict[str, pd.DataFrame], runs: pd.DataFrame | None = None) -> 
         halves = [_judge(tables, runs[runs.seed.isin(seeds[k::2])]) for k in (0, 1)]
         for v, a, b in zip(verdicts, *halves):
             _mark_stability(v, a, b)
+    for v in verdicts:
+        v.parts = v.parts.drop(columns="leans", errors="ignore")  # read by _mark_stability only
     return verdicts
 
 
@@ -512,18 +516,42 @@ def _judge(tables, runs) -> list[Verdict]:
 def _mark_stability(v: Verdict, a: Verdict, b: Verdict) -> None:
     """Split-half stability: each part of v with at least SPLIT_SEEDS seeds gets its verdicts on
     the two halves of the seeds (even and odd in order; each half re-selects its trials), matched
-    by key ('-' where a half has no such part), and whether all three agree. An unstable part is
-    named in the verdict and the evidence."""
+    by key ('-' where a half has no such part), and how they stand to v's verdict (STABILITY). An
+    unstable part is named in the verdict and the evidence."""
     if v.parts.empty:
         return
-    halves = [dict(zip(h.parts.key, h.parts.verdict)) if len(h.parts) else {} for h in (a, b)]
+    halves = [{k: (verdict, leans) for k, verdict, leans in zip(h.parts.key, h.parts.verdict, h.parts.leans)}
+              if len(h.parts) else {} for h in (a, b)]
     split = v.parts.n.fillna(0).astype(float) >= SPLIT_SEEDS
-    shown = [f"{halves[0].get(k, '-')} / {halves[1].get(k, '-')}" if s else None for k, s in zip(v.parts.key, split)]
-    stable = [None if not s else halves[0].get(k) == halves[1].get(k) == verdict
-              for k, s, verdict in zip(v.parts.key, split, v.parts.verdict)]
-    v.parts = v.parts.assign(halves=shown, stable=stable)
-    unstable = v.parts[v.parts.stable.eq(False)]
+    shown = [f"{halves[0].get(k, ('-',))[0]} / {halves[1].get(k, ('-',))[0]}" if s else None
+             for k, s in zip(v.parts.key, split)]
+    stability = [_stability(verdict, halves[0].get(k), halves[1].get(k)) if s else None
+                 for k, s, verdict in zip(v.parts.key, split, v.parts.verdict)]
+    v.parts = v.parts.assign(halves=shown, stability=stability)
+    unstable = v.parts[v.parts.stability.eq(UNSTABLE)]
     if len(unstable):
         v.verdict += f" ({len(unstable)} of {int(split.sum())} split parts unstable across seed halves)"
         v.evidence += ". Unstable across seed halves: " + "; ".join(
             f"{k} ({h})" for k, h in zip(unstable.key, unstable.halves))
+
+
+AGREE, UNDERPOWERED, UNSTABLE = "agree", "halves underpowered", "unstable"
+STABILITY = {
+    AGREE: "the three verdicts are the same",
+    UNDERPOWERED: "decided on all seeds, undecided on each half, and each half's estimate leans the "
+                  "way of the verdict (its test for that side has the smaller p): the halves do not "
+                  "disagree, they hold too few seeds to decide",
+    UNSTABLE: "anything else: the halves differ from each other, a half leans against the verdict, "
+              "or a half lacks the part",
+}
+
+
+def _stability(verdict: str, a: tuple | None, b: tuple | None) -> str:
+    """a, b: each half's (verdict, leaning) for the part, None where the half lacks it."""
+    if a is None or b is None:
+        return UNSTABLE
+    if a[0] == b[0] == verdict:
+        return AGREE
+    if verdict != stats.INCONCLUSIVE and a[0] == b[0] == stats.INCONCLUSIVE and a[1] == b[1] == verdict:
+        return UNDERPOWERED
+    return UNSTABLE

@@ -134,8 +134,9 @@ def how_verdicts_are_reached() -> str:
         f"{stats.POWER:.0%} if its estimate were the truth (same mean and spread, or the same shares of pairs won), at Holm's strictest level; '-' where decided, "
         "or where no budget up to 1,000 seeds would (a mean on the boundary). A part with at least "
         f"{claims.SPLIT_SEEDS} seeds is judged again on each half of its seeds (even and odd in order, each half "
-        "choosing its own trials): **halves** shows their verdicts, and a part whose three verdicts differ is "
-        "unstable, named in the ledger. Each cell stands for its "
+        "choosing its own trials): **halves** shows their verdicts and **stability** how they stand to the "
+        "part's: " + "; ".join(f"{k}, {rule}" for k, rule in claims.STABILITY.items()) + ". An unstable part is "
+        "named in the ledger. Each cell stands for its "
         "best trial on validation (the tuning section below). The z of a GRU here is torch's (z keeps "
         "the old state); the seed's z is 1 - z. The rule of each claim:")
 

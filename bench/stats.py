@@ -214,6 +214,12 @@ class Test:
     boundary: float = 0.0
 
 
+def leaning(t: Test) -> str:
+    """The verdict a test's data point to, decided or not: the side whose one-sided test has the
+    smaller p (unadjusted); not supported where the estimate itself rules support out (gate)."""
+    return SUPPORTED if t.gate and t.support < t.against else NOT_SUPPORTED
+
+
 def greater(est, margin: float) -> Test:
     """The claim "the difference is positive, by more than the margin": supported when the test
     shows it above 0 and the mean lies beyond the margin; not supported when the test shows it

@@ -36,7 +36,7 @@ pd.DataFrame([(v.id, v.claim, v.verdict) for v in verdicts], columns=["id", "cla
 
 # %%
 parts = [v.parts.assign(id=v.id) for v in verdicts if len(v.parts)]
-columns = ["id", "part", "estimate", "n", "p", "verdict", "seeds to decide", "halves", "stable"]
+columns = ["id", "part", "estimate", "n", "p", "verdict", "seeds to decide", "halves", "stability"]
 table = pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 table[[c for c in columns if c in table]] if parts else "no parts: no data"
 

@@ -170,8 +170,9 @@ def test_s4_with_two_seeds_is_inconclusive():
 
 
 @pytest.mark.parametrize("rnn30,expected", [
-    # 6 seeds: supported, but the pass/fail part cannot be decided on either half of 3 seeds
-    ([0.1, 0.2, 0.1] * 2, f"{SUPPORTED} (1 of 2 split parts unstable across seed halves)"),
+    # 6 seeds: supported; the pass/fail part cannot be decided on either half of 3 seeds, but each
+    # half leans its way (halves underpowered, not unstable)
+    ([0.1, 0.2, 0.1] * 2, SUPPORTED),
     ([3.0, 2.5, 3.0] * 2, NOT),
     # 3 seeds: the skill part is decided, the pass/fail part cannot be (3 of 3 against 0 of 3: exact p 0.125)
     ([0.1, 0.2, 0.1], "inconclusive: parts supported 1, inconclusive 1"),
@@ -327,8 +328,9 @@ def test_older_records_read_their_path_from_native():
 
 
 @pytest.mark.parametrize("gru,lstm,expected", [
-    # the GRU solves in 100 steps, the LSTM never; 3 of 3 on a half of the seeds decides nothing
-    ([2.0] * 6, [0.5] * 6, f"{SUPPORTED} (1 of 1 split parts unstable across seed halves)"),
+    # the GRU solves in 100 steps, the LSTM never; 3 of 3 on a half of the seeds decides nothing,
+    # and leans the same way: the halves are underpowered, not unstable
+    ([2.0] * 6, [0.5] * 6, SUPPORTED),
     ([2.0] * 3, [0.5] * 3, INCONCLUSIVE),  # the same with 3 seeds: the sign test's smallest p is 0.125
     ([0.5] * 3, [0.5] * 3, INCONCLUSIVE),  # neither solves: no speed to compare
 ])
@@ -377,13 +379,24 @@ def test_parts_with_six_seeds_are_judged_again_on_each_half_of_them():
     # a decade and a half on every seed: each half of 3 seeds decides it too
     steady = gate_runs([3.0, 3.1, 2.9, 3.05, 2.95, 3.0], [1.5, 1.6, 1.4, 1.5, 1.45, 1.55])
     (v,) = [v for v in claims.judge(steady) if v.id == "S7"]
-    assert v.verdict == SUPPORTED and v.parts.halves.item() == "supported / supported" and v.parts.stable.item()
+    assert v.verdict == SUPPORTED and v.parts.halves.item() == "supported / supported" and v.parts.stability.item() == "agree"
     # the effect sits in the even seeds only: the halves disagree, and the ledger says so
     split = gate_runs([3.0, 1.5, 3.1, 1.6, 2.9, 1.4], [1.5, 1.6, 1.4, 1.5, 1.45, 1.55])
     (v,) = [v for v in claims.judge(split) if v.id == "S7"]
-    assert v.parts.halves.item() == "supported / not supported" and v.parts.stable.item() is False
+    assert v.parts.halves.item() == "supported / not supported" and v.parts.stability.item() == "unstable"
     assert v.verdict.endswith("(1 of 1 split parts unstable across seed halves)")
     assert "Unstable across seed halves: adding: lstm - lstm without input_gate (supported / not supported)" in v.evidence
+    # decided on 6 seeds, undecided on each half of 3, each half leaning the verdict's way
+    def s7(differences):
+        (v,) = [v for v in claims.judge(gate_runs([2.0] * 6, [2.0 - d for d in differences])) if v.id == "S7"]
+        return v
+    v = s7([0.2, 0.9, 0.6, 0.3, 1.0, 0.6])
+    assert v.verdict == SUPPORTED and v.parts.halves.item() == "inconclusive / inconclusive"
+    assert v.parts.stability.item() == "halves underpowered" and "Unstable" not in v.evidence
+    # the same verdicts, but the even seeds' mean (0.22) lies below the margin: that half leans against
+    v = s7([0.25, 1.2, 0.3, 0.6, 0.1, 1.8])
+    assert v.parts.halves.item() == "inconclusive / inconclusive" and v.parts.stability.item() == "unstable"
+    assert v.verdict.endswith("(1 of 1 split parts unstable across seed halves)")
     # 5 seeds: not split
     (v,) = [v for v in claims.judge(gate_runs([3.0] * 5, [1.5, 1.6, 1.4, 1.5, 1.45])) if v.id == "S7"]
     assert "halves" not in v.parts
