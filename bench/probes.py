@@ -10,6 +10,9 @@ gates and gradients are properties of the weights, not of the kernel) on a fixed
   each example's own loss (so the values do not shrink with the batch size), computed in float64.
 For a bidirectional cell, `layer` in the gate, step-change and profile rows counts units (layer ·
 2 + direction), and a reverse unit's profile runs over its own steps, from the last input back.
+A batch of examples of their own lengths (Batch.lengths) is not probed: gates, step changes and
+profiles are read at every step of every example, and a packed batch shrinks as its examples end
+(the records hold its validation and test metrics and gradient norms per block).
 """
 import copy
 
@@ -53,7 +56,10 @@ def _relative_change(seq: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def inside(step: int, model, batch: tasks.Batch) -> list[dict]:
-    """Gate statistics and step changes of h (and c) on `batch`, as metrics rows."""
+    """Gate statistics and step changes of h (and c) on `batch`, as metrics rows (none for a
+    batch of variable lengths)."""
+    if batch.lengths is not None:
+        return []
     with model.cell.trace() as trace:
         model(batch.x)
     metrics = []
@@ -92,7 +98,10 @@ def gradient_profile(step: int, model, task: tasks.Task, batch: tasks.Batch) -> 
     a copy of the model, whatever the run's dtype (on the CPU for MPS, which has no float64):
     gradients that vanish through time fall below float32's smallest normal number (1.2e-38) past
     T = 100-200 at initialisation, where float32 would report zeros or subnormal noise; float64
-    measures them down to 2.2e-308. A value of 0 is below even that (or h_t does not reach the loss)."""
+    measures them down to 2.2e-308. A value of 0 is below even that (or h_t does not reach the loss).
+    No rows for a batch of variable lengths."""
+    if batch.lengths is not None:
+        return []
     device = batch.x.device if batch.x.device.type != "mps" else torch.device("cpu")
     model = copy.deepcopy(model).to(device, torch.float64)
     batch = tasks.Batch(*(_float64(t, device) for t in (batch.x, batch.y, batch.score, batch.mask)))

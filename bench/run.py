@@ -130,6 +130,8 @@ def plan(cfg: DictConfig) -> Plan:
         raise ValueError(f"cell.bidirectional=true would let task={task.name}'s output at each step read the steps "
                          "after it; allowed: false here, true for tasks that predict from the whole sequence "
                          "(adding, temporal_order, digits)")
+    if task.varlen:
+        check_packed(cfg, task, backend)
     check_memory(cfg, task, cell, backend)
     if cfg.mode == "train" and cfg.train.lr == selection.BEST:  # the recorded grid's choice: in the id, record, run
         free = tuple(f"config.{k}" for k in (*NOT_IN_ID, UNUSED["train"]))
@@ -160,6 +162,19 @@ def recorded(results_dir: str) -> pd.DataFrame:
 @functools.lru_cache(maxsize=8)
 def _recorded(results_dir: str, changed) -> pd.DataFrame:
     return claims.annotate(results.load_tables(results_dir, names=("runs",))["runs"])
+
+
+PACKED_IMPLS = ("loop", "fused")  # the implementations that take a PackedSequence
+
+
+def check_packed(cfg: DictConfig, task: tasks.Task, backend: backends.Backend) -> None:
+    """A task of variable lengths trains through PackedSequence: our step loop or torch's module."""
+    if cfg.mode == "throughput":
+        raise ValueError(f"mode=throughput times unpacked input of seq_len steps, and task={task.name} packs its "
+                         "examples; allowed: a task of fixed length (adding, ...) or mode=train")
+    if backend.impl not in PACKED_IMPLS:
+        raise ValueError(f"backend.impl={backend.impl!r} does not take the packed batches of task={task.name}; "
+                         f"allowed: {' | '.join(PACKED_IMPLS)}")
 
 
 def check_memory(cfg: DictConfig, task: tasks.Task, cell: cells.Recurrent, backend: backends.Backend) -> None:

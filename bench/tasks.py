@@ -11,6 +11,7 @@ Model outputs, by `Task.target`:
 Runs are compared on each task's score (`Task.scale`, SCALES): decades of loss below chance, or
 for counting how far beyond its training range a cell counts right; accuracy is reported beside it.
 """
+import dataclasses
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -29,6 +30,7 @@ class Batch:
     score: torch.Tensor | None = None  # (T, B) bool: where a 'sequence' task's accuracy is measured
     mask: torch.Tensor | None = None  # (T, B) bool: the steps that count in the loss (None: all)
     group: torch.Tensor | None = None  # (B,) long: an example's size (counting's n), for longest_right
+    lengths: torch.Tensor | None = None  # (B,) long: each example's steps, padded with zeros to T (None: all T)
 
 
 @dataclass(frozen=True)
@@ -88,6 +90,7 @@ class Task:
     test_examples: int | None = None  # the fixed sets' size (None: n_eval, as splits is asked)
     scale: str = "log_loss"  # the score runs are compared on: a key of SCALES
     test_n_max: int | None = None  # longest_right: the largest n the test set holds
+    varlen: bool = False  # examples of their own lengths (Batch.lengths): the model packs them
     version: str = VERSION
 
     def is_solved(self, value: float) -> bool:
@@ -167,12 +170,40 @@ def adding(seq_len: int = 100) -> Task:
         u = torch.rand(seq_len, n, generator=g)
         first = torch.randint(0, seq_len // 2, (n,), generator=g)
         second = torch.randint(seq_len // 2, seq_len, (n,), generator=g)
-        marks = torch.zeros(seq_len, n)
-        cols = torch.arange(n)
-        marks[first, cols] = marks[second, cols] = 1.0
-        return Batch(torch.stack([u, marks], -1), u[first, cols] + u[second, cols])
+        return _marked(u, first, second)
 
     return Task("adding", seq_len, 2, 1, "regression", "mse", {"mse": 1 / 6, "loss": 1 / 6}, 0.01, synthetic(make))
+
+
+def adding_varlen(seq_len: int = 100, spread: float = 0.1) -> Task:
+    """The adding problem with each sequence of its own length, drawn uniformly from T to
+    T + spread·T, as Hochreiter & Schmidhuber (1997, experiment 4) drew theirs (spread 0.1); the
+    markers sit in each half of the example's own steps, as in `adding` (theirs: the first in the
+    first ten steps), and the steps after its end are zeros (padding). Chance and solved as for
+    adding. The model reads each example up to its own end (Batch.lengths, packed)."""
+    check_length("adding_varlen", seq_len, 2)
+    if not isinstance(spread, (int, float)) or isinstance(spread, bool) or not 0 <= spread <= 10:
+        raise ValueError(f"task adding_varlen: spread={spread!r} is not valid; allowed: a number from 0 to 10")
+    longest = seq_len + int(spread * seq_len)
+
+    def make(n, g):
+        lengths = torch.randint(seq_len, longest + 1, (n,), generator=g)
+        u = torch.rand(longest, n, generator=g) * (torch.arange(longest).unsqueeze(1) < lengths)  # zeros past the end
+        half = lengths // 2
+        first = (torch.rand(n, generator=g) * half).long()  # uniform in [0, L // 2)
+        second = half + (torch.rand(n, generator=g) * (lengths - half)).long()  # uniform in [L // 2, L)
+        return dataclasses.replace(_marked(u, first, second), lengths=lengths)
+
+    return Task("adding_varlen", seq_len, 2, 1, "regression", "mse", {"mse": 1 / 6, "loss": 1 / 6}, 0.01,
+                synthetic(make), steps=longest, varlen=True)
+
+
+def _marked(u: torch.Tensor, first: torch.Tensor, second: torch.Tensor) -> Batch:
+    """Adding examples: numbers u (T, B), a marker at steps first and second (B,) of each."""
+    marks = torch.zeros_like(u)
+    cols = torch.arange(u.shape[1])
+    marks[first, cols] = marks[second, cols] = 1.0
+    return Batch(torch.stack([u, marks], -1), u[first, cols] + u[second, cols])
 
 
 N_SYMBOLS, N_RECALL = 8, 10  # copy tasks: 10 symbols drawn from 8; 0 is blank, 9 the delimiter

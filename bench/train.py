@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+from torch.nn.utils.rnn import pack_padded_sequence
 from tqdm import tqdm
 
 from cells import accelerations
@@ -27,12 +28,20 @@ class Model(nn.Module):
         self.readout = readout if readout is not None else nn.Linear(width, task.output_size)
         self.embed = nn.Linear(task.input_size, cell.input_size) if embed is True else embed or None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out, _ = self.cell(x if self.embed is None else self.embed(x))  # (T, B, D·H)
-        if self.target == "sequence":
-            return self.readout(out)  # (T, B, C)
-        H = self.cell.proj_size or self.cell.hidden_size  # bidirectional: each direction's state after all steps
-        last = torch.cat([out[-1, :, :H], out[0, :, H:]], -1) if self.cell.bidirectional else out[-1]
+    def forward(self, x: torch.Tensor, lengths: torch.Tensor | None = None) -> torch.Tensor:
+        """x (T, B, I); lengths (B,): each example's steps, for a task of variable lengths (not
+        'sequence'), whose padded batch the cell reads packed, each example up to its own end."""
+        x = x if self.embed is None else self.embed(x)
+        if lengths is not None:
+            _, state = self.cell(pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False))
+            h = state[0] if isinstance(state, tuple) else state  # (L·D, B, H): the last layer's are the last D
+            last = torch.cat(list(h[-2:] if self.cell.bidirectional else h[-1:]), -1)
+        elif self.target == "sequence":
+            return self.readout(self.cell(x)[0])  # (T, B, C)
+        else:
+            out, _ = self.cell(x)  # (T, B, D·H)
+            H = self.cell.proj_size or self.cell.hidden_size  # bidirectional: each direction's state after all steps
+            last = torch.cat([out[-1, :, :H], out[0, :, H:]], -1) if self.cell.bidirectional else out[-1]
         y = self.readout(last)  # (B, C)
         return y.squeeze(-1) if self.target == "regression" else y
 
@@ -97,7 +106,7 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
     def score(batch: tasks.Batch) -> dict:
         model.eval()
         with torch.no_grad(), backend.autocast():
-            return tasks.scores(task, model(batch.x).float(), batch)
+            return tasks.scores(task, model(batch.x, batch.lengths).float(), batch)
 
     def evaluate(step: int, extra_rows: list) -> dict:
         """Validation metrics and the probes (on validation examples) at `step`."""
@@ -121,9 +130,9 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
         t0 = time.perf_counter()
         with backend.autocast():
             if step == 1:  # which path the cell takes: the dispatch says, once
-                out, result.path = accelerations.ran(ours, lambda: model(batch.x), backend.impl)
+                out, result.path = accelerations.ran(ours, lambda: model(batch.x, batch.lengths), backend.impl)
             else:
-                out = model(batch.x)
+                out = model(batch.x, batch.lengths)
         loss = tasks.losses(task, out.float(), batch).mean()
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -137,7 +146,8 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
             break
         opt.step()
         measure.synchronize(device)  # the step's time, not its launch
-        seconds, tokens = time.perf_counter() - t0, batch.x.shape[0] * batch.x.shape[1]
+        seconds = time.perf_counter() - t0
+        tokens = int(batch.lengths.sum()) if batch.lengths is not None else batch.x.shape[0] * batch.x.shape[1]
         if step == 1:
             result.first_step_seconds, result.first_step_tokens = seconds, tokens
         result.train_seconds += seconds

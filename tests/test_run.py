@@ -122,6 +122,28 @@ def test_a_bidirectional_cell_trains_and_reads_both_directions_final_states(tmp_
     assert torch.equal(model(x), want)
 
 
+def test_a_task_of_variable_lengths_trains_through_packed_sequences(tmp_path):
+    assert execute(tmp_path, "cell=lstm", "task=adding_varlen") == "ok"
+    tables = load_tables(tmp_path)
+    runs, metrics = tables["runs"], tables["metrics"]
+    assert runs.task.tolist() == ["adding_varlen"] and runs.path.tolist() == ["steps"]  # packed: the step loop
+    assert {"loss", "mse", "grad_norm_block"} <= set(metrics.metric)
+    assert "gate_mean" not in set(metrics.metric) and tables["profiles"].empty  # not probed (probes.py)
+
+
+@pytest.mark.parametrize("name", ["RNN", "GRU", "LSTM"])
+@pytest.mark.parametrize("bidirectional", [False, True])
+def test_the_model_reads_each_example_of_a_padded_batch_up_to_its_own_end(name, bidirectional):
+    torch.manual_seed(0)
+    cell = getattr(cells, name)(2, 5, num_layers=2, bidirectional=bidirectional).double()
+    model = Model(cell, tasks.adding_varlen(6, 1.0)).double()
+    batch = tasks.adding_varlen(6, 1.0).splits(0, 8)[2]
+    x, lengths = batch.x.double(), batch.lengths
+    assert lengths.min() < lengths.max() == x.shape[0]
+    alone = torch.stack([model(x[:n, i:i + 1])[0] for i, n in enumerate(lengths.tolist())])
+    assert torch.allclose(model(x, lengths), alone, rtol=0, atol=1e-12)
+
+
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_every_task_yaml_trains(tmp_path, task):
     extra = ["task.seq_len=64"] if task == "digits" else []
@@ -362,7 +384,7 @@ def test_a_killed_multirun_rerun_holds_every_run_once(tmp_path):
 
 BAD = [
     (["cell=transformer"], "Could not find 'cell/transformer'", "gru, gru_no_reset"),
-    (["task=imagenet"], "Could not find 'task/imagenet'", "adding, copy, counting"),
+    (["task=imagenet"], "Could not find 'task/imagenet'", "adding, adding_varlen, copy, counting"),
     (["backend=tpu"], "Could not find 'backend/tpu'", "cpu, cuda, mps"),
     (["+cell.forget_gatez=false"], "no flag 'forget_gatez'", "forget_gate"),
     (["cell.forget_gatez=false"], "unknown key 'cell.forget_gatez'", "hidden_size"),
@@ -388,6 +410,9 @@ BAD = [
     (["mode=throughput", "cell.bidirectional=true"], "cell.bidirectional=true is not valid with mode=throughput",
      "allowed: false"),
     (["+cell.proj_size=2"], "cell.proj_size=2 is not valid in rnnbench", "allowed: 0"),
+    (["task=adding_varlen", "backend.impl=script"], "backend.impl='script' does not take the packed", "loop | fused"),
+    (["task=adding_varlen", "mode=throughput"], "task=adding_varlen packs its examples", "mode=train"),
+    (["task=adding_varlen", "task.spread=-1"], "spread=-1", "from 0 to 10"),
 ]
 
 

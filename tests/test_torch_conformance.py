@@ -226,3 +226,70 @@ def test_packed_sequences_equal_torch(name, num_layers, bidirectional, proj, len
         results.append([padded, *states, xi.grad, *(p.grad for p in m.parameters())])
     for a, b in zip(*results, strict=True):
         assert a.shape == b.shape and (a - b).abs().max().item() < 1e-10
+
+
+@pytest.mark.parametrize("impl", ["torch", "ours"])
+@pytest.mark.parametrize("p", [0.0, 0.276, 0.731, 1.0])
+@pytest.mark.parametrize("train", [True, False])
+def test_dropout_acts_on_the_input_of_the_second_layer_only(impl, p, train):
+    """test_RNN_dropout (test_nn.py): with every weight 1 and ReLU, layer 1 outputs 10 in each of
+    its 1000 units; inverted dropout between the layers keeps each with probability 1 - p and
+    scales it by 1 / (1 - p), so layer 2's units all equal 10 / (1 - p) times the units kept: a
+    multiple of 10 near 10,000. Not applied to layer 1's h_n, nor after the last layer, nor in eval."""
+    module = (torch.nn.RNN if impl == "torch" else cells.RNN)(10, 1000, 2, bias=False, dropout=p,
+                                                               nonlinearity="relu", dtype=F64)
+    with torch.no_grad():
+        for w in module.parameters():
+            w.fill_(1)
+    module.train(train)
+    out, hy = module(torch.ones(1, 1, 10, dtype=F64), torch.zeros(2, 1, 1000, dtype=F64))
+    value = out.max().item()
+    assert out.min().item() == value and hy[0].min() == hy[0].max() == 10
+    assert hy[1].min() == hy[1].max() == value
+    if p == 0 or not train:
+        assert value == 10000
+    elif p == 1:
+        assert value == 0
+    else:
+        assert 8000 < value < 12000
+        kept = value * (1 - p) / 10  # units layer 1 passed on
+        assert abs(kept - round(kept)) < 1e-3  # torch: (value (1 - p)) mod 10 within 1e-2 of 0 or 10
+
+
+@pytest.mark.parametrize("impl", ["torch", "ours"])
+@pytest.mark.parametrize("p", [0.0, 0.1234])
+@pytest.mark.parametrize("train", [True, False])
+def test_dropout_draws_a_new_mask_each_call_and_survives_pickling(impl, p, train, tmp_path):
+    """test_RNN_dropout_state (test_nn.py): two calls, then a copy through torch.save and load: in
+    training with p > 0 all three outputs differ (a new mask each call), else all are equal."""
+    module = (torch.nn.RNN if impl == "torch" else cells.RNN)(100, 100, 2, bias=False, dropout=p,
+                                                               nonlinearity="relu")
+    module.train(train)
+    x, h = torch.rand(1, 1, 100), torch.rand(2, 1, 100)
+    first, second = module(x, h), module(x, h)
+    torch.save(module, tmp_path / "rnn.pt")
+    third = torch.load(tmp_path / "rnn.pt", weights_only=False)(x, h)
+    pairs = [(a, b) for a, b in ((first, second), (first, third), (second, third))]
+    same = [torch.equal(a[0], b[0]) and torch.equal(a[1], b[1]) for a, b in pairs]
+    assert same == ([False] * 3 if p > 0 and train else [True] * 3)
+
+
+@pytest.mark.parametrize("impl", ["torch", "ours"])
+@pytest.mark.parametrize("train", [True, False])
+def test_dropout_changed_after_construction_takes_effect(impl, train):
+    """test_RNN_change_dropout (test_nn.py): `module.dropout = p` after construction: in training,
+    two calls agree only at p = 0 or 1 and each p's output differs from the previous p's; in eval
+    every call gives the same output."""
+    torch.manual_seed(0)
+    module = (torch.nn.RNN if impl == "torch" else cells.RNN)(100, 100, 2, dropout=0.0, nonlinearity="relu",
+                                                               dtype=F64)
+    module.train(train)
+    x = torch.rand(3, 2, 100, dtype=F64)
+    previous = None
+    for p in (0, 0.5, 0, 0.7, 0.2, 1, 0.2, 0):
+        module.dropout = p
+        a, b = module(x)[0], module(x)[0]
+        assert torch.equal(a, b) == (p in (0, 1) or not train), p
+        if previous is not None:
+            assert torch.equal(a, previous) == (not train), p
+        previous = a

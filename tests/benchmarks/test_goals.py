@@ -150,3 +150,52 @@ def test_variants_without_acceleration_run_the_step_loop(benchmarks_enabled):
                      f"multiply-add {t['variant'] / t['ours'] * macs['ours'] / macs['variant']:.2f}x our {family}'s")
     print(f"\nthe step loop, forward+backward, T={T} B={B} H={H}, {torch.get_num_threads()} thread(s):\n"
           + "\n".join(lines))
+
+
+PACKED_LIMIT = 1.3  # packed input over the step loop on the same steps, unpacked
+BIDIRECTIONAL_LIMIT = 1.3  # a bidirectional layer over twice a one-direction layer, both ours
+
+
+@pytest.mark.parametrize("family", ["LSTM", "GRU"])
+def test_packed_and_bidirectional_input_cost(benchmarks_enabled, monkeypatch, family):
+    """What packed and bidirectional input cost, forward + backward, same sizes: packed input
+    (every sequence T steps long: the same work as unpacked) runs the step loop, a batch that
+    shrinks as its sequences end; goal: at most PACKED_LIMIT x the step loop on the same input
+    unpacked. A bidirectional layer runs each direction on its fastest path; goal: at most
+    BIDIRECTIONAL_LIMIT x twice one direction. Both are shown against ours unpacked and torch's."""
+    if not benchmarks_enabled:
+        pytest.skip("speed is measured by `make bench`, not by the unit tests")
+    from torch.nn.utils.rnn import pack_padded_sequence
+
+    from cells import accelerations
+    torch.manual_seed(0)
+    ours, torch_module = getattr(cells, family)(I, H), getattr(torch.nn, family)(I, H)
+    ours_bi, torch_bi = getattr(cells, family)(I, H, bidirectional=True), getattr(torch.nn, family)(I, H, bidirectional=True)
+    x = torch.randn(T, B, I)
+    packed = pack_padded_sequence(x, torch.full((B,), T), enforce_sorted=False)
+
+    def step(m, inputs):
+        m.zero_grad(set_to_none=True)
+        out, _ = m(inputs)
+        (out.data if isinstance(out, torch.nn.utils.rnn.PackedSequence) else out).sum().backward()
+
+    calls = {"ours": (ours, x), "ours packed": (ours, packed), "torch": (torch_module, x),
+             "torch packed": (torch_module, packed), "ours bidirectional": (ours_bi, x),
+             "torch bidirectional": (torch_bi, x)}
+    t = {k: v.median for k, v in measure.time_calls({k: functools.partial(step, *c) for k, c in calls.items()},
+                                                     "cpu", repeats=ROUNDS, warmup=2).items()}
+    fast = accelerations.ran(ours, functools.partial(step, ours, x), "-")[1]
+    assert accelerations.ran(ours, functools.partial(step, ours, packed), "-")[1] == accelerations.STEPS
+    with monkeypatch.context() as m:  # no acceleration: the step loop on unpacked input
+        m.setattr(accelerations, "REGISTRY", [])
+        steps = measure.time_calls({"steps": functools.partial(step, ours, x)}, "cpu", repeats=5, warmup=1)
+    t["steps"] = steps["steps"].median
+    packed_ratio, bi_ratio = t["ours packed"] / t["steps"], t["ours bidirectional"] / (2 * t["ours"])
+    print(f"\n{family} forward+backward, T={T} B={B} I={I} H={H}, {torch.get_num_threads()} thread(s): "
+          f"ours {t['ours'] * 1e3:.0f} ms ({fast}), "
+          f"step loop {t['steps'] * 1e3:.0f} ms; packed {t['ours packed'] * 1e3:.0f} ms = {packed_ratio:.2f}x the "
+          f"step loop, {t['ours packed'] / t['ours']:.2f}x ours unpacked, {t['ours packed'] / t['torch packed']:.2f}x "
+          f"torch's packed; bidirectional {t['ours bidirectional'] * 1e3:.0f} ms = {bi_ratio:.2f}x twice one "
+          f"direction, {t['ours bidirectional'] / t['torch bidirectional']:.2f}x torch's bidirectional")
+    assert packed_ratio <= PACKED_LIMIT, f"packed input costs {packed_ratio:.2f}x the step loop (goal {PACKED_LIMIT})"
+    assert bi_ratio <= BIDIRECTIONAL_LIMIT, f"bidirectional costs {bi_ratio:.2f}x two directions (goal {BIDIRECTIONAL_LIMIT})"
