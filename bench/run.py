@@ -27,7 +27,7 @@ from omegaconf.errors import OmegaConfBaseException
 import cells
 from cells._base import check_size
 
-from . import backends, claims, measure, results, selection, sweep, tasks
+from . import backends, claims, environment, measure, results, selection, sweep, tasks
 from .train import Model, Outcome, train
 
 CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
@@ -227,6 +227,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
         "task": task.name if training else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
+        "environment": recorded_environment(p.config["results_dir"]),
         **cell.flags,
         "mode": p.config["mode"], "cell_class": type(cell).__name__, "input_size": cell.input_size,
         "num_layers": cell.num_layers, "bias": cell.bias, "requested_hidden_size": p.requested_size,
@@ -251,6 +252,16 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "wall_time": wall, "started_at": started, "error": error, "task_version": task.version,
         **flat(p.config),
     }
+
+
+def recorded_environment(results_dir: str) -> str | None:
+    """The id of this process's environment, written to results_dir (bench.environment); None
+    where it cannot be gathered or written (the run's row is the record that matters)."""
+    try:
+        return environment.record(results_dir)
+    except Exception as e:  # noqa: BLE001
+        print(f"rnnbench: warning: the environment is not recorded: {results.reason(e)}", file=sys.stderr)
+        return None
 
 
 def train_run(cfg: DictConfig, p: Plan) -> Outcome:

@@ -122,6 +122,18 @@ def test_a_bidirectional_cell_trains_and_reads_both_directions_final_states(tmp_
     assert torch.equal(model(x), want)
 
 
+def test_each_run_names_the_environment_it_ran_in(tmp_path):
+    from bench import environment
+    assert execute(tmp_path, "cell=gru", "seed=0") == execute(tmp_path, "cell=gru", "seed=1") == "ok"
+    runs = load_tables(tmp_path)["runs"]
+    (rid,) = set(runs.environment)  # one process, one environment, one file
+    assert re.fullmatch("[0-9a-f]{16}", rid) and [p.name for p in (tmp_path / ".environments").iterdir()] == [f"{rid}.json"]
+    env = environment.load(tmp_path, rid)
+    assert env["collect_env"]["torch_version"] == torch.__version__ and env["packages"]["torch"] == torch.__version__
+    assert {"pandas", "hydra-core", "numpy"} <= set(env["packages"]) and "BLAS" in env["torch_config"]
+    assert environment.identity(env) == rid
+
+
 def test_a_task_of_variable_lengths_trains_through_packed_sequences(tmp_path):
     assert execute(tmp_path, "cell=lstm", "task=adding_varlen") == "ok"
     tables = load_tables(tmp_path)
