@@ -3,6 +3,7 @@
 one starts: a bad input ends with one line on stderr, exit status 2 and no result rows. Once
 checked, a run that fails or diverges is recorded as such and the sweep goes on."""
 import functools
+import importlib.resources
 import math
 import sys
 import time
@@ -30,7 +31,16 @@ from cells._base import check_size
 from . import backends, claims, environment, measure, results, selection, sweep, tasks
 from .train import Model, Outcome, train
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+def _conf_dir() -> Path:
+    """The configs: the package bench.conf where rnnbench is installed (a wheel, or an editable
+    install made since the configs became a package), else the checkout's conf/."""
+    try:
+        return Path(str(importlib.resources.files("bench.conf")))
+    except ModuleNotFoundError:
+        return Path(__file__).resolve().parents[1] / "conf"
+
+
+CONF_DIR = _conf_dir()
 NOT_IN_ID = ("results_dir", "rerun", "progress")  # where and how a run is shown, not what it computes
 UNUSED = {"train": "throughput", "throughput": "train"}  # each mode's settings the other mode never reads
 CELL_TARGETS = {f"cells.{cls.__name__}" for cls in cells.CELLS.values()}
@@ -352,13 +362,13 @@ def app(cfg: DictConfig) -> None:
         print(progress)
 
 
-def jobs(overrides: list[str], multirun: bool) -> list[list[str]]:
+def jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> list[list[str]]:
     """Each job's overrides, expanded as Hydra's basic sweeper does (with hydra.sweeper.params)."""
     if not multirun:
         return [overrides]
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
-    master = compose("config", overrides=fixed, return_hydra_config=True)
+    master = compose(config_name, overrides=fixed, return_hydra_config=True)
     params = [f"{k}={v}" for k, v in (OmegaConf.select(master, "hydra.sweeper.params") or {}).items()]
     return BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)[0]
 
@@ -368,10 +378,16 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return []  # Hydra's own informational modes
+    overrides, name = list(args.overrides), args.config_name or "config"
+    if args.config_dir:  # a user's own configs beside ours (Hydra's --config-dir), as the app will search them
+        folder = Path(args.config_dir).resolve()
+        if not folder.is_dir():
+            raise ValueError(f"--config-dir {args.config_dir} is not a folder; allowed: a folder of YAML configs")
+        overrides.insert(0, f"hydra.searchpath=[file://{folder}]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
         runs = []
-        for job in jobs(args.overrides, args.multirun):
-            cfg = compose("config", overrides=job)
+        for job in jobs(overrides, args.multirun, name):
+            cfg = compose(name, overrides=job)
             runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
     for results_dir in dict.fromkeys(d for d, _ in runs):
         try:

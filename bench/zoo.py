@@ -2,7 +2,6 @@
 ratio to the LSTM's, and the measured deviation from torch's module where one computes the same
 function. `python -m bench.zoo` prints it (`make reproduce` until the runner exists)."""
 import argparse
-from pathlib import Path
 
 import torch
 from hydra.utils import instantiate
@@ -10,7 +9,8 @@ from omegaconf import OmegaConf
 
 import cells
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf"
+from .run import CONF_DIR
+
 
 
 def named_cells() -> dict:

@@ -425,6 +425,7 @@ BAD = [
     (["task=adding_varlen", "backend.impl=script"], "backend.impl='script' does not take the packed", "loop | fused"),
     (["task=adding_varlen", "mode=throughput"], "task=adding_varlen packs its examples", "mode=train"),
     (["task=adding_varlen", "task.spread=-1"], "spread=-1", "from 0 to 10"),
+    (["--config-dir=/no/such/folder"], "--config-dir /no/such/folder is not a folder", "a folder of YAML configs"),
 ]
 
 
