@@ -1,11 +1,15 @@
-"""What a run ran in, beyond its row's fingerprint (backends.fingerprint): what
+"""What a run ran in, beyond its row's fingerprint (backends.fingerprint): the version of the code
+that computes results (`code`), and what
 torch.utils.collect_env gathers (OS, compilers, Python, CUDA, cuDNN and driver versions, GPU
 models, the CPU's lscpu) with torch's build configuration, and every installed distribution and
 its version. One JSON file per distinct environment, named by a hash of its content, in
 `results_dir/.environments/`; each run's row names its file (`environment`), so runs of one
 sweep on several machines (a cluster's nodes) each point at their own."""
+import ast
+import contextlib
 import functools
 import hashlib
+import importlib
 import importlib.metadata
 import json
 import os
@@ -16,6 +20,36 @@ import torch
 from torch.utils import collect_env
 
 FOLDER = ".environments"  # hidden: results.load_tables reads records, not this
+# The code that computes a run's numbers: the cells, and the tasks, training, probes, timing and
+# backends that run them. Not the CLI, the records' bookkeeping or the report (they compute no run).
+COMPUTES = {"cells": ("*.py", "*.cpp", "*.h"),
+            "bench": ("tasks.py", "train.py", "probes.py", "measure.py", "backends.py", "flushing.py")}
+
+
+@functools.cache
+def code() -> str:
+    """The version of the code that computes results: 12 hex digits of a hash over COMPUTES, each
+    Python file as its syntax tree without docstrings (comments and layout change nothing), each
+    C++ file as it is. The same in a checkout, an editable install and a wheel."""
+    digest = hashlib.sha256()
+    for package, patterns in COMPUTES.items():
+        folder = Path(importlib.import_module(package).__file__).parent
+        for path in sorted({p for pattern in patterns for p in folder.glob(pattern)}):
+            digest.update(f"{package}/{path.name}\0".encode())
+            digest.update(_tree(path.read_text()).encode() if path.suffix == ".py" else path.read_bytes())
+    return digest.hexdigest()[:12]
+
+
+def _tree(source: str) -> str:
+    """A module's syntax tree with its docstrings removed, as text."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
 
 
 @functools.cache  # once per process: collect_env runs pip and lscpu
@@ -44,8 +78,14 @@ def record(results_dir) -> str:
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
         tmp = folder / f".{rid}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(env, sort_keys=True, indent=1, default=str))
-        os.replace(tmp, target)
+        try:
+            tmp.write_text(json.dumps(env, sort_keys=True, indent=1, default=str))
+            os.replace(tmp, target)
+        except OSError:  # a full disk, say: leave nothing behind
+            tmp.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # if empty
+            raise
     return rid
 
 

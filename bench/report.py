@@ -93,7 +93,7 @@ def speed(tables) -> tuple[pd.DataFrame, pd.DataFrame]:
 
 
 def machines(runs) -> pd.DataFrame:
-    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit"]
+    cols = ["device", "device_name", "cpu", "threads", "torch_version", "onednn", "cudnn", "git_commit", "code"]
     table = runs[[c for c in cols if c in runs]].value_counts(dropna=False).rename("runs").reset_index()
     return table
 
@@ -199,15 +199,23 @@ def main(argv=None) -> None:
     parser.add_argument("results_dir", type=Path, help="a results directory written by rnnbench")
     parser.add_argument("--strict", action="store_true",
                         help="stop at a damaged table (by default it is skipped with a warning, and its runs with it)")
+    parser.add_argument("--mix-code", action="store_true",
+                        help="report runs recorded by several versions of the code together (by default refused)")
     args = parser.parse_args(argv)
     try:
-        empty = load_tables(args.results_dir, names=("runs",), strict=args.strict)["runs"].empty
+        runs = load_tables(args.results_dir, names=("runs",), strict=args.strict)["runs"]
     except results.Damaged as e:
         print(f"rnnbench-report: error: damaged: {e}", file=sys.stderr)
         raise SystemExit(2)
-    if empty:
+    if runs.empty:
         print(f"rnnbench-report: error: no runs in {args.results_dir}; run `make reproduce` or "
               f"`rnnbench ... results_dir={args.results_dir}` first", file=sys.stderr)
+        raise SystemExit(2)
+    versions = runs.get("code", pd.Series(index=runs.index, dtype=object)).fillna("unrecorded").value_counts()
+    if len(versions) > 1 and not args.mix_code:
+        print(f"rnnbench-report: error: {args.results_dir} holds runs of {len(versions)} versions of the code: "
+              + ", ".join(f"{c} ({n} runs)" for c, n in versions.items()) + "; allowed: rerun them with "
+              "on_code_change=rerun, or --mix-code to report them together", file=sys.stderr)
         raise SystemExit(2)
     matplotlib.use("Agg")  # files only: no display needed, none opened
     path, verdicts, drawn = write(args.results_dir, args.strict)

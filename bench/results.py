@@ -209,7 +209,7 @@ def _superseded(placed: pd.DataFrame, keep: set[Path], candidates) -> list[Path]
             runs = _summary(folder)["runs"]
         except Damaged:  # another of its tables is damaged: superseded all the same where its runs table reads
             try:
-                runs = _read(folder, "runs")[SUMMARY]
+                runs = _read(folder, "runs").reindex(columns=SUMMARY)
             except (Damaged, _Vanished, _NotARecord):
                 continue
         except (_Vanished, _NotARecord):
@@ -231,7 +231,7 @@ def write_run(results_dir, rid: str, runs: dict, tables: dict[str, list[dict]]) 
         frames[name] = frame.astype({"layer": "Int64"}) if "layer" in frame else frame  # None: not per layer
     folder = _place(root, rid, {**frames, "runs": pd.DataFrame([runs])})
     # older one-run records of this run: found by name, judged by their tables
-    _remove(root, _superseded(pd.DataFrame([runs])[SUMMARY], {folder}, root.glob(f"{rid}-*")))
+    _remove(root, _superseded(pd.DataFrame([runs]).reindex(columns=SUMMARY), {folder}, root.glob(f"{rid}-*")))
     return folder
 
 
@@ -254,7 +254,7 @@ def compact(results_dir, rids: list[str]) -> Path | None:
         return None
     merged = _latest([(f.name, t) for f, t in found.items()], TABLES)
     target = _place(root, "sweep", merged)
-    _remove(root, [*found, *_superseded(merged["runs"][SUMMARY], {*found, target}, listed)])
+    _remove(root, [*found, *_superseded(merged["runs"].reindex(columns=SUMMARY), {*found, target}, listed)])
     return target
 
 
@@ -313,7 +313,7 @@ def _read(folder: Path, name: str, sums: dict[str, str] | None = None) -> pd.Dat
     return frame
 
 
-SUMMARY = ["run_id", "status", "started_at"]
+SUMMARY = ["run_id", "status", "started_at", "code"]  # code: None in records made before it
 _verified: dict[Path, tuple[tuple, pd.DataFrame]] = {}  # record -> its files' signature, its runs' SUMMARY
 
 
@@ -336,7 +336,7 @@ def _read_record(folder: Path, names: tuple[str, ...], signature: tuple | None =
     for name, frame in tables.items():
         if not set(frame.run_id) <= ids:
             raise Damaged(f"{folder / name}.parquet: rows of runs that its runs.parquet does not hold")
-    _verified[folder] = signature, tables["runs"][SUMMARY]
+    _verified[folder] = signature, tables["runs"].reindex(columns=SUMMARY)
     return {name: tables[name] for name in dict.fromkeys(("runs", *names))}
 
 
@@ -345,7 +345,7 @@ def _summary(folder: Path) -> dict[str, pd.DataFrame]:
     signature = _signature(folder)
     known, summary = _verified.get(folder, ((), None))
     if not signature or known != signature:
-        summary = _read_record(folder, ("runs",), signature)["runs"][SUMMARY]
+        summary = _read_record(folder, ("runs",), signature)["runs"].reindex(columns=SUMMARY)
     return {"runs": summary}
 
 
@@ -398,6 +398,11 @@ def status_of(results_dir, rid: str) -> str | None:
     """The recorded status of run `rid`, or None when no readable record holds it."""
     found = _index(results_dir).query("run_id == @rid")
     return None if found.empty else found.status.iloc[0]
+
+
+def index(results_dir) -> pd.DataFrame:
+    """run_id, status, started_at and code of every run recorded in results_dir."""
+    return _index(results_dir)
 
 
 def recorded(results_dir, rids: list[str]) -> set[str]:

@@ -41,7 +41,8 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-NOT_IN_ID = ("results_dir", "rerun", "progress")  # where and how a run is shown, not what it computes
+NOT_IN_ID = ("results_dir", "rerun", "progress", "on_code_change")  # where and how a run is shown, not what it computes
+ON_CODE_CHANGE = ("refuse", "keep", "rerun")
 UNUSED = {"train": "throughput", "throughput": "train"}  # each mode's settings the other mode never reads
 CELL_TARGETS = {f"cells.{cls.__name__}" for cls in cells.CELLS.values()}
 
@@ -97,6 +98,8 @@ def check_top(cfg: DictConfig) -> None:
     if cfg.embed and cfg.param_match is not None:
         raise ValueError("param_match with embed=true is not supported (the cell's input width would change with its "
                          "size); allowed: one of them")
+    if cfg.on_code_change not in ON_CODE_CHANGE:
+        raise ValueError(f"on_code_change={cfg.on_code_change!r} is not valid; allowed: {' | '.join(ON_CODE_CHANGE)}")
     if not isinstance(cfg.train.stop_when_solved, bool):
         raise ValueError(f"train.stop_when_solved={cfg.train.stop_when_solved!r} is not valid; allowed: true | false")
 
@@ -237,7 +240,7 @@ def record(p: Plan, choices: dict, status: str, error, outcome, wall: float, sta
         "run_id": p.run_id, "status": status, "cell": choices.get("cell", type(cell).__name__.lower()),
         "task": task.name if training else None, "seq_len": task.seq_len, "hidden_size": cell.hidden_size, "seed": p.config["seed"],
         "n_params": sum(q.numel() for q in cell.parameters()), **backends.fingerprint(p.backend),
-        "environment": recorded_environment(p.config["results_dir"]),
+        "code": environment.code(), "environment": recorded_environment(p.config["results_dir"]),
         **cell.flags,
         "mode": p.config["mode"], "cell_class": type(cell).__name__, "input_size": cell.input_size,
         "num_layers": cell.num_layers, "bias": cell.bias, "requested_hidden_size": p.requested_size,
@@ -302,9 +305,12 @@ MODES = {"train": train_run, "throughput": throughput_run}
 def execute(cfg: DictConfig, choices: dict) -> str:
     """One run: skipped when complete, else trained and recorded whatever happens. Returns its status."""
     p = plan(cfg)
-    done = results.status_of(cfg.results_dir, p.run_id)
-    if done in results.DONE and not cfg.rerun:
-        print(f"rnnbench: skipped {p.run_id}: already recorded as {done} in {cfg.results_dir}")
+    found = results.index(cfg.results_dir).query("run_id == @p.run_id")
+    done, code = (None, None) if found.empty else (found.status.iloc[0], found.code.iloc[0])
+    other = pd.isna(code) or code != environment.code()
+    if done in results.DONE and not cfg.rerun and not (other and cfg.on_code_change == "rerun"):
+        by = f" by other code ({'unrecorded' if pd.isna(code) else code}; this code is {environment.code()})" if other else ""
+        print(f"rnnbench: skipped {p.run_id}: already recorded as {done}{by} in {cfg.results_dir}")
         return done
     p.backend.apply()
     # microseconds: a failed run and its retry can start within one second, and the later record must win
@@ -385,10 +391,13 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
             raise ValueError(f"--config-dir {args.config_dir} is not a folder; allowed: a folder of YAML configs")
         overrides.insert(0, f"hydra.searchpath=[file://{folder}]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
-        runs = []
+        runs, refusing = [], set()
         for job in jobs(overrides, args.multirun, name):
             cfg = compose(name, overrides=job)
             runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
+            if cfg.on_code_change == "refuse" and not cfg.rerun:
+                refusing.add(runs[-1])
+    check_code(refusing)
     for results_dir in dict.fromkeys(d for d, _ in runs):
         try:
             results.prepare(results_dir)
@@ -396,6 +405,20 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
             raise ValueError(f"results_dir={results_dir} cannot be written ({e.strerror or e}); "
                              f"allowed: a folder this user can create and write to") from None
     return runs
+
+
+def check_code(runs: set[tuple[str, str]]) -> None:
+    """Refuse a command that would skip runs recorded by other code than this (on_code_change=refuse):
+    their numbers may not be what this code computes."""
+    for results_dir, rids in sweep.by_folder(sorted(runs)).items():
+        index = results.index(results_dir)
+        done = index[index.run_id.isin(rids) & index.status.isin(results.DONE)]
+        other = done[done.code.ne(environment.code()) | done.code.isna()]
+        if len(other):
+            versions = ", ".join(f"{c} ({n} runs)" for c, n in other.code.fillna("unrecorded").value_counts().items())
+            raise ValueError(f"{len(other)} of these runs are recorded in {results_dir} by other code than this "
+                             f"({environment.code()}): {versions}; allowed: on_code_change=rerun (run them again), "
+                             "on_code_change=keep (skip them), or another results_dir")
 
 
 def one_line(e: BaseException) -> str:

@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from nbclient import NotebookClient
 
-from bench import claims, costs, figures, report, stats, tasks
+from bench import claims, costs, figures, report, results, stats, tasks
 from bench.results import COLUMNS
 
 SUPPORTED, NOT, INCONCLUSIVE = stats.SUPPORTED, stats.NOT_SUPPORTED, stats.INCONCLUSIVE
@@ -447,6 +447,20 @@ def test_report_on_a_folder_without_runs_is_one_line(tmp_path, capsys):
     err = capsys.readouterr().err
     assert e.value.code == 2 and err.count("\n") == 1 and "no runs in" in err
     assert not (tmp_path / "nothing").exists()
+
+
+def test_report_refuses_runs_of_several_code_versions_unless_asked(tmp_path, capsys):
+    for rid, code in (("a" * 16, "111111111111"), ("b" * 16, "222222222222"), ("c" * 16, None)):
+        row = {"run_id": rid, "status": "ok", "started_at": "2026-12-06T00:00:00", "code": code, "device": "cpu",
+               "impl": "loop", "dtype": "float32", "threads": 1}
+        results.write_run(tmp_path, rid, row, {})
+    with pytest.raises(SystemExit) as e:
+        report.main([str(tmp_path)])
+    err = capsys.readouterr().err
+    assert e.value.code == 2 and err.count("\n") == 1
+    assert (f"{tmp_path} holds runs of 3 versions of the code: " in err and "111111111111 (1 runs)" in err
+            and "unrecorded (1 runs)" in err and "--mix-code" in err)
+    assert not (tmp_path / "report.md").exists()
 
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.py"))

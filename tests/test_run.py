@@ -362,6 +362,35 @@ def test_rerun_skips_complete_runs_and_rerun_true_repeats_them_identically(cli):
         assert first[name].equals(second[name])
 
 
+def test_runs_recorded_by_other_code_are_refused_kept_or_rerun_as_asked(cli, monkeypatch):
+    from bench import environment
+    cli("-m", "seed=0,1")
+    runs = load_tables(cli.results)["runs"]
+    assert runs.code.tolist() == [environment.code()] * 2
+    monkeypatch.setattr(environment, "code", lambda: "0123456789ab")  # the code changed since
+    code, out, err = cli("-m", "seed=0,1,2")
+    assert code == 2 and "run" not in out  # nothing ran
+    assert err.strip() == (f"rnnbench: error: 2 of these runs are recorded in {cli.results} by other code than this "
+                           f"(0123456789ab): {runs.code[0]} (2 runs); allowed: "
+                           "on_code_change=rerun (run them again), on_code_change=keep (skip them), or another "
+                           "results_dir")
+    code, out, _ = cli("-m", "seed=0,1,2", "on_code_change=keep")
+    assert code == 0 and out.count("by other code") == 2 and len(load_tables(cli.results)["runs"]) == 3
+    code, out, _ = cli("seed=1", "on_code_change=rerun")
+    assert "skipped" not in out
+    after = load_tables(cli.results)["runs"].set_index("seed").code.to_dict()
+    assert after == {0: runs.code[0], 1: "0123456789ab", 2: "0123456789ab"}
+    assert cli("seed=1")[0] == 0  # recorded by this code: skipped, nothing refused
+
+
+def test_the_code_version_ignores_comments_and_docstrings_not_code():
+    from bench import environment
+    base = 'def f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    assert environment._tree(base) == environment._tree('def f(x):\n    # changed\n    return x + 1\n')
+    assert environment._tree(base) != environment._tree('def f(x):\n    return x + 2\n')
+    assert re.fullmatch("[0-9a-f]{12}", environment.code())
+
+
 def test_run_id_is_the_config_without_where_it_is_written(tmp_path):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         ids = [run.plan(compose("config", overrides=[*SHRINK, *o])).run_id
