@@ -313,7 +313,7 @@ def _read(folder: Path, name: str, sums: dict[str, str] | None = None) -> pd.Dat
     return frame
 
 
-SUMMARY = ["run_id", "status", "started_at", "code"]  # code: None in records made before it
+SUMMARY = ["run_id", "status", "started_at", "code", "valid_score"]  # None in records made before a column
 _verified: dict[Path, tuple[tuple, pd.DataFrame]] = {}  # record -> its files' signature, its runs' SUMMARY
 
 

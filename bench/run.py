@@ -4,6 +4,7 @@ one starts: a bad input ends with one line on stderr, exit status 2 and no resul
 checked, a run that fails or diverges is recorded as such and the sweep goes on."""
 import functools
 import importlib.resources
+import itertools
 import math
 import sys
 import time
@@ -15,7 +16,6 @@ import hydra
 import pandas as pd
 import torch
 from hydra import compose, initialize_config_dir
-from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
@@ -304,6 +304,12 @@ MODES = {"train": train_run, "throughput": throughput_run}
 
 def execute(cfg: DictConfig, choices: dict) -> str:
     """One run: skipped when complete, else trained and recorded whatever happens. Returns its status."""
+    return run_job(cfg, choices)[0]
+
+
+def run_job(cfg: DictConfig, choices: dict) -> tuple[str, float]:
+    """execute(): the run's status and its validation score (higher is better; NaN where it has
+    none: a throughput run, a failed one), the objective a tuning sweeper maximises."""
     p = plan(cfg)
     found = results.index(cfg.results_dir).query("run_id == @p.run_id")
     done, code = (None, None) if found.empty else (found.status.iloc[0], found.code.iloc[0])
@@ -311,7 +317,7 @@ def execute(cfg: DictConfig, choices: dict) -> str:
     if done in results.DONE and not cfg.rerun and not (other and cfg.on_code_change == "rerun"):
         by = f" by other code ({'unrecorded' if pd.isna(code) else code}; this code is {environment.code()})" if other else ""
         print(f"rnnbench: skipped {p.run_id}: already recorded as {done}{by} in {cfg.results_dir}")
-        return done
+        return done, _objective(found.valid_score.iloc[0])
     p.backend.apply()
     # microseconds: a failed run and its retry can start within one second, and the later record must win
     started, t0 = datetime.now(timezone.utc).isoformat(timespec="microseconds"), time.perf_counter()
@@ -329,9 +335,13 @@ def execute(cfg: DictConfig, choices: dict) -> str:
     except Exception as e:  # noqa: BLE001 (the disk, not the run: nothing partial is left, the sweep goes on)
         print(f"rnnbench: {describe(row)}: NOT RECORDED, writing to {cfg.results_dir} failed: {results.reason(e)}",
               file=sys.stderr)
-        return "unrecorded"
+        return "unrecorded", _objective(row["valid_score"])
     print(summary(row, outcome, folder))
-    return status
+    return status, _objective(row["valid_score"])
+
+
+def _objective(score) -> float:
+    return float("nan") if score is None or pd.isna(score) else float(score)
 
 
 def describe(row: dict) -> str:
@@ -362,25 +372,42 @@ def summary(row: dict, outcome: Outcome | None, folder: Path) -> str:
 
 
 @hydra.main(config_path=str(CONF_DIR), config_name="config", version_base="1.3")
-def app(cfg: DictConfig) -> None:
-    execute(cfg, dict(HydraConfig.get().runtime.choices))
+def app(cfg: DictConfig) -> float:
+    """One job; returns its validation score, for a tuning sweeper (hydra.sweeper.direction=maximize)."""
+    _, objective = run_job(cfg, dict(HydraConfig.get().runtime.choices))
     if (progress := sweep.progress_line()) is not None:
         print(progress)
+    return objective
 
 
-def jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> list[list[str]]:
-    """Each job's overrides, expanded as Hydra's basic sweeper does (with hydra.sweeper.params)."""
+def jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> tuple[list[list[str]], bool]:
+    """Each job's overrides, as Hydra's basic sweeper expands them (with hydra.sweeper.params:
+    each key's values, a product over keys, a later override of a key replacing an earlier one),
+    and whether they are the sweep's jobs. A sweep over a range that is not a list of values
+    (interval(), for a tuning sweeper to draw from) stands for its two ends: the jobs checked up
+    front, and not the sweep's (its sweeper picks those as it goes)."""
     if not multirun:
-        return [overrides]
+        return [overrides], True
     parser = OverridesParser.create(config_loader=GlobalHydra.instance().config_loader())
     fixed = [o.input_line for o in parser.parse_overrides(overrides) if not o.is_sweep_override()]
     master = compose(config_name, overrides=fixed, return_hydra_config=True)
     params = [f"{k}={v}" for k, v in (OmegaConf.select(master, "hydra.sweeper.params") or {}).items()]
-    return BasicSweeper.split_arguments(parser.parse_overrides(params + overrides), None)[0]
+    values, exact = {}, True
+    for o in parser.parse_overrides(params + overrides):
+        key = o.get_key_element()
+        if not o.is_sweep_override():
+            values[key] = [f"{key}={o.get_value_element_as_str()}"]
+        elif o.is_discrete_sweep():
+            values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
+        else:  # interval(start, end)
+            sweep, exact = o.value(), False
+            values[key] = [f"{key}={v}" for v in dict.fromkeys((sweep.start, sweep.end))]
+    return [list(job) for job in itertools.product(*values.values())], exact
 
 
 def preflight(argv: list[str]) -> list[tuple[str, str]]:
-    """Compose and check every job of the command line; returns their (results_dir, run_id)."""
+    """Compose and check every job of the command line; returns the sweep's (results_dir, run_id), none
+    where a tuning sweeper picks its jobs as it goes."""
     args = get_args_parser().parse_args(argv)
     if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
         return []  # Hydra's own informational modes
@@ -392,7 +419,8 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
         overrides.insert(0, f"hydra.searchpath=[file://{folder}]")
     with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
         runs, refusing = [], set()
-        for job in jobs(overrides, args.multirun, name):
+        checked, exact = jobs(overrides, args.multirun, name)
+        for job in checked:
             cfg = compose(name, overrides=job)
             runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
             if cfg.on_code_change == "refuse" and not cfg.rerun:
@@ -404,7 +432,7 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
         except OSError as e:
             raise ValueError(f"results_dir={results_dir} cannot be written ({e.strerror or e}); "
                              f"allowed: a folder this user can create and write to") from None
-    return runs
+    return runs if exact else []
 
 
 def check_code(runs: set[tuple[str, str]]) -> None:

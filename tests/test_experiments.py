@@ -2,6 +2,7 @@
 shrunk; param_match sizes cells to a parameter count; the joblib and submitit launchers land in
 the same tables."""
 import json
+import re
 import subprocess
 
 import pytest
@@ -19,7 +20,7 @@ SHRINK = ["train.steps=2", "train.eval_every=1", "train.n_test=8", "train.probe_
 @pytest.mark.parametrize("experiment", EXPERIMENTS)
 def test_every_experiment_expands_checks_and_runs_shrunk(tmp_path, experiment):
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        todo = run.jobs([f"experiment={experiment}"], multirun=True)
+        todo = run.jobs([f"experiment={experiment}"], multirun=True)[0]
         plans = [run.plan(compose("config", overrides=job)) for job in todo]  # every job passes the checks
         # each is a distinct run, but for jobs that differ only in what their mode does not read (the
         # learning rates of a grid, for a throughput case): those are one run
@@ -56,6 +57,31 @@ def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
     assert (runs.status == "ok").all() and (runs.threads == 1).all()
 
 
+@pytest.mark.slow
+def test_a_tuning_sweeper_draws_learning_rates_and_maximises_the_validation_score(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper", reason="the tune extra is not installed")
+    cmd = [str(EXE), "-m", "hydra/sweeper=optuna", "hydra.sweeper.n_trials=4", "hydra.sweeper.direction=maximize",
+           "hydra.sweeper.sampler.seed=0", "experiment=smoke", "cell=gru", "train.steps=6", "train.eval_every=3",
+           "task.seq_len=20", "train.lr=interval(0.001,0.1)", "progress=false", f"results_dir={tmp_path / 'runs'}"]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]
+    runs = load_tables(tmp_path / "runs")["runs"]
+    lrs = runs["config.train.lr"]
+    assert len(runs) == 4 and lrs.between(0.001, 0.1).all() and lrs.nunique() == 4 and (runs.status == "ok").all()
+    best = re.search(r"Best value: (\S+)", done.stdout + done.stderr)
+    assert best and float(best.group(1)) == pytest.approx(runs.valid_score.max())  # the objective: validation
+    # the report's selection reads the study's trials as grid points: one cell, four trials
+    from bench import selection, claims
+    trials = selection.trials(claims.annotate(runs))
+    assert trials.trials.tolist() == [4] * 4 and trials.chosen.sum() == 1
+    assert trials.loc[trials.chosen, "config.train.lr"].item() == runs.loc[runs.valid_score.idxmax(), "config.train.lr"]
+    # a bad value at either end of the range is refused before any trial runs
+    bad = subprocess.run([*cmd[:-2], "train.lr=interval(-1,0.1)", f"results_dir={tmp_path / 'bad'}"],
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and bad.stderr.strip().splitlines()[-1].startswith("rnnbench: error: train.lr=-1")
+    assert not (tmp_path / "bad").exists() or not any((tmp_path / "bad").glob("*/runs.parquet"))
+
+
 def test_the_slurm_launcher_config_composes_onto_submitit():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         cfg = compose("config", overrides=["hydra/launcher=slurm", "hydra.launcher.partition=cpu"],
@@ -77,7 +103,7 @@ def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
              ["experiment=claims_full", "case_full=glob(*-throughput-*)", "cell.hidden_size=4,8", "seed=0,1"]]
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         for step in steps:
-            for job in run.jobs(step, multirun=True):
+            for job in run.jobs(step, multirun=True)[0]:
                 overrides = [*shrink, *job]  # the job's sizes win over SHRINK's
                 choices = compose("config", overrides=overrides, return_hydra_config=True).hydra.runtime.choices
                 assert run.execute(compose("config", overrides=overrides), dict(choices)) == "ok"

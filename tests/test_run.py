@@ -503,7 +503,7 @@ def test_timed_calls_take_turns_round_by_round():
 
 def test_the_throughput_experiment_expands_to_its_sweep():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        todo = run.jobs(["experiment=throughput"], multirun=True)
+        todo = run.jobs(["experiment=throughput"], multirun=True)[0]
         assert len(todo) == 3 * 4 * 2 * 2 * 2  # cells x implementations x H x B x T
         assert run.plan(compose("config", overrides=todo[-1])).config["mode"] == "throughput"
 
