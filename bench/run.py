@@ -400,8 +400,8 @@ def jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> t
         elif o.is_discrete_sweep():
             values[key] = [f"{key}={v}" for v in o.sweep_string_iterator()]
         else:  # interval(start, end)
-            sweep, exact = o.value(), False
-            values[key] = [f"{key}={v}" for v in dict.fromkeys((sweep.start, sweep.end))]
+            span, exact = o.value(), False
+            values[key] = [f"{key}={v}" for v in dict.fromkeys((span.start, span.end))]
     return [list(job) for job in itertools.product(*values.values())], exact
 
 
@@ -469,7 +469,7 @@ def main() -> None:
     except Exception as e:  # noqa: BLE001: every config error ends here, as one line
         print(f"rnnbench: error: {one_line(e)}", file=sys.stderr)
         sys.exit(2)
-    sweep.write_plan(runs)
+    sweep.set_plan(runs)
     try:
         app()
     finally:

@@ -1,44 +1,56 @@
 """Sweep-level bookkeeping, all counted from the results on disk: which runs a sweep planned,
 how many of them are recorded (printed after each job, whatever the launcher), and a summary
-table once the sweep ends."""
+table once the sweep ends. The plan lives in the sweep's own folder (hydra.sweep.dir, under
+results_dir), written by a Hydra callback when the sweep starts, so that every job reads it,
+in the launching process, a joblib worker or a cluster node alike."""
 import json
 import os
 import sys
-import tempfile
-import time
 from pathlib import Path
 
 import pandas as pd
+from hydra.core.hydra_config import HydraConfig
+from hydra.experimental.callback import Callback
 
 from . import claims, results
 
-PLAN_ENV = "RNNBENCH_SWEEP_PLAN"  # a JSON file of the sweep's [results_dir, run_id] pairs
-PLAN_PREFIX = "rnnbench-sweep-"  # then the pid of the process that wrote it
+PLAN = "plan.json"  # the sweep's [results_dir, run_id] pairs, in its folder
+_planned: list[tuple[str, str]] = []  # the launching process's plan (run.main checked every job)
 
 
-def write_plan(runs: list[tuple[str, str]]) -> None:
-    """Record the sweep's runs where every job (in this process or a launcher's) can read them,
-    and delete the plans of sweeps that were killed."""
-    for old in Path(tempfile.gettempdir()).glob(f"{PLAN_PREFIX}*.json"):
-        pid = old.name.removeprefix(PLAN_PREFIX).split("-")[0]
-        try:
-            gone = not results.alive(int(pid)) if pid.isdigit() else time.time() - old.stat().st_mtime > results.ABANDONED_S
-            if gone:  # killed (a plan of an older version, named without pid: a day old)
-                old.unlink()
-        except OSError:  # another user's, or gone already
-            pass
-    fd, path = tempfile.mkstemp(prefix=f"{PLAN_PREFIX}{os.getpid()}-", suffix=".json")
-    with os.fdopen(fd, "w") as f:
-        json.dump(runs, f)
-    os.environ[PLAN_ENV] = path
+def set_plan(runs: list[tuple[str, str]]) -> None:
+    """The sweep's distinct runs (two jobs whose configs resolve alike are one run), as checked
+    before it starts; none where a tuning sweeper picks the jobs as it goes."""
+    _planned[:] = dict.fromkeys(tuple(r) for r in runs)
+
+
+class WritePlan(Callback):
+    """Hydra's callback (conf/config.yaml, hydra.callbacks): at the start of a sweep, the plan
+    into the sweep's folder, written whole (a temporary name, then renamed)."""
+
+    def on_multirun_start(self, config, **kwargs) -> None:
+        if not _planned:
+            return
+        folder = Path(config.hydra.sweep.dir)
+        folder.mkdir(parents=True, exist_ok=True)
+        tmp = folder / f".{PLAN}.{os.getpid()}.tmp"
+        tmp.write_text(json.dumps(_planned))
+        tmp.replace(folder / PLAN)
 
 
 def planned() -> list[tuple[str, str]]:
-    """The sweep's distinct runs (two jobs whose configs resolve alike are one run)."""
-    path = os.environ.get(PLAN_ENV)
-    if not path or not Path(path).exists():
+    """The sweep's runs: the launching process's plan, or in a job, the plan in its sweep's folder
+    (the parent of the job's own output folder); [] outside a sweep."""
+    if _planned:
+        return list(_planned)
+    try:
+        config = HydraConfig.get()
+    except ValueError:  # not in a Hydra job
         return []
-    return list(dict.fromkeys(tuple(r) for r in json.loads(Path(path).read_text())))
+    if config.mode.name != "MULTIRUN":
+        return []
+    path = Path(config.runtime.output_dir).parent / PLAN
+    return [tuple(r) for r in json.loads(path.read_text())] if path.exists() else []
 
 
 def by_folder(runs: list[tuple[str, str]]) -> dict[str, list[str]]:
@@ -103,6 +115,4 @@ def finish() -> list[tuple[str, str]]:
                     print(f"rnnbench: the sweep's tables are compacted into {folder}")
         return [(d, rid) for d, rids in by_folder(runs).items() for rid in sorted(set(rids) - results.recorded(d, rids))]
     finally:
-        path = os.environ.pop(PLAN_ENV, None)
-        if path:
-            Path(path).unlink(missing_ok=True)
+        _planned.clear()

@@ -55,6 +55,11 @@ def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
     runs = load_tables(tmp_path / "runs")["runs"]
     assert sorted(zip(runs.cell, runs.seed)) == [("gru", 0), ("gru", 1), ("lstm", 0), ("lstm", 1)]
     assert (runs.status == "ok").all() and (runs.threads == 1).all()
+    # each job, in a process of the launcher's, counts the sweep's runs from the plan in the sweep's folder
+    (plan,) = (tmp_path / "runs" / ".sweeps").glob("*/plan.json")
+    assert sorted(r[1] for r in json.loads(plan.read_text())) == sorted(runs.run_id)
+    logs = done.stdout + "".join(f.read_text() for f in plan.parent.glob("**/*_log.out"))  # submitit's jobs log there
+    assert "sweep progress: 4/4 runs recorded" in logs
 
 
 @pytest.mark.slow

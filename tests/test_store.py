@@ -6,7 +6,6 @@ import multiprocessing
 import os
 import shutil
 import subprocess
-import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -14,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from bench import report, results, run, sweep
+from bench import report, results, run
 from bench.results import load_tables
 from shrunk import EXE, SHRINK
 
@@ -385,10 +384,7 @@ def test_what_killed_processes_left_is_removed_and_live_writers_are_left_alone(c
         (cli.results / name / "metrics.parquet").write_bytes(b"partial")
     idle = time.time() - results.DEAD_S - 60
     os.utime(cli.results / folders["dead"][0], (idle, idle))
-    plan = Path(tempfile.gettempdir()) / f"{sweep.PLAN_PREFIX}{pid}-x.json"
-    plan.write_text("[]")
     assert cli("-m", "seed=0,1")[0] == 0
-    assert not plan.exists()
     assert {k: not (cli.results / name).exists() for k, (name, _) in folders.items()} == \
         {k: removed for k, (_, removed) in folders.items()}
     day_old = time.time() - results.ABANDONED_S - 60
