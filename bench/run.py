@@ -28,7 +28,7 @@ from omegaconf.errors import OmegaConfBaseException
 import cells
 from cells._base import check_size
 
-from . import backends, claims, environment, measure, results, selection, sweep, tasks
+from . import backends, claims, environment, measure, results, selection, sweep, tasks, tracking
 from .train import Model, Outcome, train
 
 def _conf_dir() -> Path:
@@ -41,7 +41,7 @@ def _conf_dir() -> Path:
 
 
 CONF_DIR = _conf_dir()
-NOT_IN_ID = ("results_dir", "rerun", "progress", "on_code_change")  # where and how a run is shown, not what it computes
+NOT_IN_ID = ("results_dir", "rerun", "progress", "on_code_change", "logger")  # where and how a run is shown, not what it computes
 ON_CODE_CHANGE = ("refuse", "keep", "rerun")
 UNUSED = {"train": "throughput", "throughput": "train"}  # each mode's settings the other mode never reads
 CELL_TARGETS = {f"cells.{cls.__name__}" for cls in cells.CELLS.values()}
@@ -118,6 +118,7 @@ def plan(cfg: DictConfig) -> Plan:
     config = OmegaConf.to_container(cfg, resolve=True)
     check_values(config)
     check_top(cfg)
+    tracking.check(cfg.logger)
     task = _instantiate(cfg.task, "task")
     backend = backends.resolve(cfg.backend)
     if cfg.cell.get("_target_") not in CELL_TARGETS:
@@ -282,7 +283,14 @@ def train_run(cfg: DictConfig, p: Plan) -> Outcome:
     torch.manual_seed(cfg.seed)
     cell = instantiate(p.cell_config, input_size=p.cell.input_size)
     model = Model(p.backend.build(cell), p.task, embed=cfg.embed).to(p.backend.device, p.backend.torch_dtype)
-    return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress)
+    c = p.config
+    logger = tracking.open_logger(cfg.logger, f"{type(cell).__name__.lower()}-{p.task.name}-T{p.task.seq_len}-"
+                                              f"seed{c['seed']}-{p.run_id}")
+    try:
+        return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress, logger and logger.log)
+    finally:
+        if logger:
+            logger.close()
 
 
 def throughput_run(cfg: DictConfig, p: Plan) -> Outcome:

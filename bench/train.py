@@ -5,6 +5,7 @@ import dataclasses
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Callable
 
 import torch
 from torch import nn
@@ -85,9 +86,10 @@ def head(batch: tasks.Batch, n: int) -> tasks.Batch:
 
 
 def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backend: backends.Backend,
-          progress: bool = True) -> Outcome:
+          progress: bool = True, log: Callable[[list[dict]], None] | None = None) -> Outcome:
     """cfg is the `train` config. `ours` is our cell, which the probes run with model.cell's
-    weights (model.cell is ours itself, a wrapper sharing its parameters, or torch's module)."""
+    weights (model.cell is ours itself, a wrapper sharing its parameters, or torch's module).
+    `log` gets the metric rows of each evaluation as it ends (a live view: bench.tracking)."""
     device, dtype = backend.device, backend.torch_dtype
     sample, valid, test = task.splits(seed, cfg.n_test)
     valid = to_device(valid, device, dtype)
@@ -110,12 +112,15 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
 
     def evaluate(step: int, extra_rows: list) -> dict:
         """Validation metrics and the probes (on validation examples) at `step`."""
+        start = len(result.metrics)
         scores = score(valid)
         probed = probe_model()
         with torch.no_grad(), backend.autocast():
             result.metrics += probes.inside(step, probed, probe_batch)
         result.metrics += [probes.row(step, "valid", k, v) for k, v in scores.items()] + extra_rows
         result.valid = scores
+        if log:
+            log(result.metrics[start:])
         return scores
 
     def profile(step: int) -> None:  # in float64, whatever the run's dtype and autocast
@@ -170,5 +175,8 @@ def train(model: Model, ours: nn.Module, task: tasks.Task, cfg, seed: int, backe
     bar.close()
     if result.status == "ok":  # test, once: nothing above has read it
         result.final = score(to_device(test, device, dtype))
-        result.metrics += [probes.row(result.steps, "test", k, v) for k, v in result.final.items()]
+        tested = [probes.row(result.steps, "test", k, v) for k, v in result.final.items()]
+        result.metrics += tested
+        if log:
+            log(tested)
     return result

@@ -134,6 +134,34 @@ def test_each_run_names_the_environment_it_ran_in(tmp_path):
     assert environment.identity(env) == rid
 
 
+def test_logger_tensorboard_shows_each_evaluation_as_it_ends(tmp_path, monkeypatch):
+    pytest.importorskip("tensorboard", reason="the track extra is not installed")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from bench import tracking
+    calls = []
+    real = tracking.TensorBoard.log
+    monkeypatch.setattr(tracking.TensorBoard, "log", lambda self, rows: (calls.append(len(rows)), real(self, rows)))
+    assert execute(tmp_path, "cell=gru", "logger=tensorboard") == "ok"
+    runs, metrics = load_tables(tmp_path)["runs"], load_tables(tmp_path)["metrics"]
+    assert len(calls) == 4 and sum(calls) == len(metrics)  # evaluations at steps 0, 2, 4, then the test: every row
+    (folder,) = (tmp_path / ".tensorboard").iterdir()
+    assert folder.name == f"gru-adding-T{runs.seq_len.item()}-seed0-{runs.run_id.item()}"
+    events = EventAccumulator(str(folder))
+    events.Reload()
+    tags = events.Tags()["scalars"]
+    assert [e.step for e in events.Scalars("valid/loss")] == [0, 2, 4] and "test/mse" in tags
+    assert "valid/gate_mean/0/z" in tags and "train/grad_norm_block/0/weight_hh/r" in tags
+    valid = metrics.query("split == 'valid' and metric == 'loss'").value.tolist()
+    assert [e.value for e in events.Scalars("valid/loss")] == pytest.approx(valid)
+    assert runs.run_id.item() == run.plan(compose_config(tmp_path)).run_id  # the logger is not in the run's id
+
+
+def compose_config(results_dir, *overrides):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=[*SHRINK, f"results_dir={results_dir}", "cell=gru", *overrides])
+
+
 def test_a_task_of_variable_lengths_trains_through_packed_sequences(tmp_path):
     assert execute(tmp_path, "cell=lstm", "task=adding_varlen") == "ok"
     tables = load_tables(tmp_path)
@@ -454,6 +482,7 @@ BAD = [
     (["task=adding_varlen", "backend.impl=script"], "backend.impl='script' does not take the packed", "loop | fused"),
     (["task=adding_varlen", "mode=throughput"], "task=adding_varlen packs its examples", "mode=train"),
     (["task=adding_varlen", "task.spread=-1"], "spread=-1", "from 0 to 10"),
+    (["logger.kind=wandb"], "logger.kind='wandb' is not valid", "none | tensorboard"),
     (["--config-dir=/no/such/folder"], "--config-dir /no/such/folder is not a folder", "a folder of YAML configs"),
 ]
 
