@@ -45,12 +45,10 @@ def _sized_as(wrapper: nn.Module, cell: cells.Recurrent) -> None:
 
 class Traced(nn.Module):
     """Our cell traced to TorchScript, one trace per input shape; it shares the cell's parameters.
-    The trace unrolls the T steps, and TorchScript's graph optimisations on such a graph grow
-    far faster than T: the first calls of a GRU took 5 s at T=50, 40 s at T=100 and more than 9
-    minutes at T=200 (CPU, one thread). They pay only where TorchScript can fuse the steps'
-    elementwise kernels, on CUDA; on a CPU it fuses nothing, and with them off the traced graph
-    ran as fast (GRU and LSTM at T=100, B=64, H=256, interleaved: 0.98-1.01x), so they are off
-    there."""
+    The trace unrolls the T steps, and TorchScript's graph optimisations on such a graph grow far
+    faster than T (minutes at T=200: docs/backends.md). They pay only where TorchScript can fuse
+    the steps' elementwise kernels, on CUDA; on a CPU it fuses nothing, and with them off the
+    traced graph runs as fast, so they are off there."""
 
     def __init__(self, cell: cells.Recurrent):
         super().__init__()
@@ -74,11 +72,8 @@ class Compiled(nn.Module):
     and autograd mode: 'compile' compiles the forward, its T steps unrolled into one graph;
     'compile_step' compiles the step function and reuses it for every step, the loop over time
     staying in Python. The unrolled graph's compile time grows with T (pytorch/pytorch#97155),
-    the step's does not, and each compiled call costs about 0.1 ms (forward+backward) in torch's
-    guards and wrappers. A GRU's first forward+backward, on this CPU with empty caches, took
-    109 s whole and 3.5 s step by step at T=100, B=64, H=256 (LSTM 38 s and 2.9 s), and 63 s and
-    2.8 s at T=50, B=16, H=64; the calls after it took 0.90x (LSTM 0.99x) and 0.42x (0.39x) the
-    step-compiled time (docs/backends.md).
+    the step's does not, and each compiled call pays torch's guards and wrappers (what each costs
+    and gains: docs/backends.md).
     Each wrapper, one per run, starts from empty compile caches (in a sweep's process, earlier
     runs' graphs would count towards torch's limit of 8 per function), and a call that would need
     more graphs than that fails, where torch would quietly run the code uncompiled."""
@@ -121,7 +116,7 @@ class _Pass(nn.Module):
 class Graphed(nn.Module):
     """Our cell on a CUDA GPU, its passes captured as CUDA graphs once per input shape and then
     replayed: one launch per pass instead of a few kernels per step and gate, which leave the
-    eager cell bound by the host's launch rate (an H200 ran T=100 in 22-44 ms at every size).
+    eager cell bound by the host's launch rate (the same time at every size: docs/backends.md).
     With autograd on, a forward and a backward graph (torch.cuda.make_graphed_callables); without,
     a forward graph. The graphs read the cell's parameters in place, so an optimizer's updates
     reach them; the outputs are copies. A call with an initial state runs the cell eagerly. As

@@ -120,8 +120,7 @@ class GRUScan(torch.autograd.Function):
         K = steps_per_buffer(dout, W)
         dp = ctx.space.empty("dp", (K, B, W), dout)  # ∂L/∂p_t of K steps, step t in row t % K
         # The weight gradients accumulate transposed, (I', W) and (H, nG + H): MKL's chunk products
-        # took 1.6x (w_proj, N = I' = 33) and, in the compiled loops, 1.2x (w_hh) the time of the
-        # transposed ones
+        # into the untransposed shapes are slower (docs/backends.md)
         dw_hh_t, dw_proj_t = w_hh.new_zeros(H, w_hh.shape[0]), w_proj.new_zeros(w_proj.shape[1], W)
         dx = dout.new_empty(T, B, I) if ctx.needs_input_grad[0] else None
         if ctx.native:

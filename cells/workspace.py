@@ -3,10 +3,8 @@
 The whole-layer Functions keep, for their own backward only, buffers of every step's gates: tens
 of MB at T=100, B=64, H=256; and their outputs (every h, the LSTM's c), which the caller holds
 until it drops them. A fresh buffer that large comes from the OS (glibc maps every allocation
-above 32 MB anew) and costs a page fault per 4 KB page when first written (about 1.5 us each on
-our machine); one written before costs nothing.
-Measured in one process, interleaved: the LSTM's forward+backward at that size took 0.85x the time
-with its buffers reused (the GRU's, whose buffers the allocator recycles anyway, about 1x). A buffer is handed out again only when
+above 32 MB anew) and costs a page fault per 4 KB page when first written; one written before
+costs nothing (what reuse saves: docs/backends.md). A buffer is handed out again only when
 nothing but the workspace holds it: the graph that saved it is gone (after its backward, or
 dropped) and no view of it is alive; otherwise a new one replaces it. Off the CPU the device's
 caching allocator already reuses memory, and a torch without the use counts below gets fresh
