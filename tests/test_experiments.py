@@ -102,7 +102,7 @@ def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
     cell at its grid's choice (train.lr=best, seed 1), the throughput cases over two sizes; then
     the report, where every claim has parts and the parts name the LSTM they read."""
     from bench import claims, report
-    shrink = [*SHRINK, "train.n_test=16", "train.profile_every=1", f"results_dir={tmp_path}"]
+    shrink = [*SHRINK, "train.n_test=16", "train.profile_every=0", f"results_dir={tmp_path}"]
     training = ["experiment=claims_full", "case_full=glob(*,exclude=*-throughput-*)"]
     steps = [[*training, "seed=0"], [*training, "train.lr=best", "seed=1"],
              ["experiment=claims_full", "case_full=glob(*-throughput-*)", "cell.hidden_size=4,8", "seed=0,1"]]
