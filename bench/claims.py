@@ -492,12 +492,15 @@ def judge(tables: dict[str, pd.DataFrame], runs: pd.DataFrame | None = None) -> 
     """Every claim of the ledger, in order; `runs`: tables["runs"] annotated, if the caller has
     it. Each cell's training runs are those of its best trial on validation (selection.select);
     claims on accuracy read the training runs only. Parts with at least SPLIT_SEEDS seeds are
-    judged again on each half of the seeds (stable: the three verdicts agree)."""
+    judged again on each half of the seeds, each half reading the trials chosen on all of them:
+    a learning-rate grid run on a few seeds, then more seeds at its choice, leaves a half that
+    chose for itself, on one or two seeds, a trial with no seeds beyond the grid's."""
     runs = annotate(tables["runs"]) if runs is None else runs
-    verdicts = _judge(tables, runs)
+    chosen = selection.select(runs)
+    verdicts = _judge(tables, chosen)
     seeds = sorted(runs.seed.dropna().unique())
     if len(seeds) >= SPLIT_SEEDS:
-        halves = [_judge(tables, runs[runs.seed.isin(seeds[k::2])]) for k in (0, 1)]
+        halves = [_judge(tables, chosen[chosen.seed.isin(seeds[k::2])]) for k in (0, 1)]
         for v, a, b in zip(verdicts, *halves):
             _mark_stability(v, a, b)
     for v in verdicts:
@@ -509,13 +512,13 @@ SPLIT_SEEDS = 6  # a part with fewer seeds is not split: its halves would hold f
 
 
 def _judge(tables, runs) -> list[Verdict]:
-    runs = selection.select(runs)
+    """Every claim on `runs`, each cell's chosen trial."""
     return [fn(runs if id_ in ("S3", "S5") else runs[runs.training], tables) for id_, (_, fn) in CLAIMS.items()]
 
 
 def _mark_stability(v: Verdict, a: Verdict, b: Verdict) -> None:
     """Split-half stability: each part of v with at least SPLIT_SEEDS seeds gets its verdicts on
-    the two halves of the seeds (even and odd in order; each half re-selects its trials), matched
+    the two halves of the seeds (even and odd in order, the trials chosen on all seeds), matched
     by key ('-' where a half has no such part), and how they stand to v's verdict (STABILITY). An
     unstable part is named in the verdict and the evidence."""
     if v.parts.empty:

@@ -402,6 +402,20 @@ def test_parts_with_six_seeds_are_judged_again_on_each_half_of_them():
     assert "halves" not in v.parts
 
 
+def test_the_halves_read_the_trials_chosen_on_all_seeds():
+    """A grid of two rates on seeds 0-2, more seeds at its choice (0.01): on its own, the odd
+    half (seed 1 of the grid) would choose 0.03 and hold one seed of it; it reads 0.01's."""
+    def at(lr, rows):
+        return [r | {"config.train.lr": lr, "run_id": f"{r['run_id']}-{lr}"} for r in rows]
+    grid = at(0.03, runs_of("lstm", [1.0, 3.6, 1.0])) + at(0.03, runs_of("lstm_nig", [1.0, 1.0, 1.0], family="lstm",
+                                                                        input_gate=False))
+    chosen = at(0.01, runs_of("lstm", [3.0, 3.1, 2.9, 3.05, 2.95, 3.0])) + at(0.01, runs_of(
+        "lstm_nig", [1.5, 1.6, 1.4, 1.5, 1.45, 1.55], family="lstm", input_gate=False))
+    (v,) = [v for v in claims.judge(tables(grid, chosen)) if v.id == "S7"]
+    assert v.verdict == SUPPORTED and v.parts.n.item() == 6
+    assert v.parts.halves.item() == "supported / supported" and v.parts.stability.item() == "agree"
+
+
 def test_the_literature_beside_each_part_says_whether_we_agree():
     from bench import literature
     agree = tables(runs_of("lstm", [3.0, 3.1, 2.9]), runs_of("lstm_nfg", [1.0, 1.1, 0.9], family="lstm", forget_gate=False))
