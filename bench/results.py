@@ -387,8 +387,8 @@ def _latest(records: list[tuple[str, dict]], names) -> dict[str, pd.DataFrame]:
     return tables
 
 
-def _index(results_dir) -> pd.DataFrame:
-    """run_id, status, started_at of every run's latest readable record."""
+def index(results_dir) -> pd.DataFrame:
+    """SUMMARY (run_id, status, started_at, code, valid_score) of every run's latest readable record."""
     records, _ = _scan(Path(results_dir), _summary, strict=False)
     runs = _latest(records, ("runs",))["runs"]
     return runs if not runs.empty else pd.DataFrame(columns=SUMMARY)
@@ -396,18 +396,13 @@ def _index(results_dir) -> pd.DataFrame:
 
 def status_of(results_dir, rid: str) -> str | None:
     """The recorded status of run `rid`, or None when no readable record holds it."""
-    found = _index(results_dir).query("run_id == @rid")
+    found = index(results_dir).query("run_id == @rid")
     return None if found.empty else found.status.iloc[0]
-
-
-def index(results_dir) -> pd.DataFrame:
-    """run_id, status, started_at and code of every run recorded in results_dir."""
-    return _index(results_dir)
 
 
 def recorded(results_dir, rids: list[str]) -> set[str]:
     """Which of `rids` have a readable record."""
-    return set(rids) & set(_index(results_dir).run_id)
+    return set(rids) & set(index(results_dir).run_id)
 
 
 def scan(results_dir, names: tuple[str, ...] = TABLES, strict: bool = False) -> tuple[dict[str, pd.DataFrame], list[str]]:

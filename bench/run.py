@@ -283,9 +283,8 @@ def train_run(cfg: DictConfig, p: Plan) -> Outcome:
     torch.manual_seed(cfg.seed)
     cell = instantiate(p.cell_config, input_size=p.cell.input_size)
     model = Model(p.backend.build(cell), p.task, embed=cfg.embed).to(p.backend.device, p.backend.torch_dtype)
-    c = p.config
     logger = tracking.open_logger(cfg.logger, f"{type(cell).__name__.lower()}-{p.task.name}-T{p.task.seq_len}-"
-                                              f"seed{c['seed']}-{p.run_id}")
+                                              f"seed{cfg.seed}-{p.run_id}")
     try:
         return train(model, cell, p.task, cfg.train, cfg.seed, p.backend, cfg.progress, logger and logger.log)
     finally:
@@ -321,7 +320,7 @@ def run_job(cfg: DictConfig, choices: dict) -> tuple[str, float]:
     p = plan(cfg)
     found = results.index(cfg.results_dir).query("run_id == @p.run_id")
     done, code = (None, None) if found.empty else (found.status.iloc[0], found.code.iloc[0])
-    other = pd.isna(code) or code != environment.code()
+    other = by_other_code(pd.Series([code])).item()
     if done in results.DONE and not cfg.rerun and not (other and cfg.on_code_change == "rerun"):
         by = f" by other code ({'unrecorded' if pd.isna(code) else code}; this code is {environment.code()})" if other else ""
         print(f"rnnbench: skipped {p.run_id}: already recorded as {done}{by} in {cfg.results_dir}")
@@ -443,13 +442,18 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
     return runs if exact else []
 
 
+def by_other_code(codes: pd.Series) -> pd.Series:
+    """Which recorded `code` values are not this code's (a record without one counts as other)."""
+    return codes.isna() | codes.ne(environment.code())
+
+
 def check_code(runs: set[tuple[str, str]]) -> None:
     """Refuse a command that would skip runs recorded by other code than this (on_code_change=refuse):
     their numbers may not be what this code computes."""
     for results_dir, rids in sweep.by_folder(sorted(runs)).items():
         index = results.index(results_dir)
         done = index[index.run_id.isin(rids) & index.status.isin(results.DONE)]
-        other = done[done.code.ne(environment.code()) | done.code.isna()]
+        other = done[by_other_code(done.code)]
         if len(other):
             versions = ", ".join(f"{c} ({n} runs)" for c, n in other.code.fillna("unrecorded").value_counts().items())
             raise ValueError(f"{len(other)} of these runs are recorded in {results_dir} by other code than this "
