@@ -12,12 +12,13 @@ import hashlib
 import importlib
 import importlib.metadata
 import json
-import os
 import sys
 from pathlib import Path
 
 import torch
 from torch.utils import collect_env
+
+from . import results
 
 FOLDER = ".environments"  # hidden: results.load_tables reads records, not this
 # The code that computes a run's numbers: the cells, and the tasks, training, probes, timing and
@@ -77,12 +78,9 @@ def record(results_dir) -> str:
     target = folder / f"{rid}.json"
     if not target.exists():
         folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{rid}.{os.getpid()}.tmp"
         try:
-            tmp.write_text(json.dumps(env, sort_keys=True, indent=1, default=str))
-            os.replace(tmp, target)
+            results.write_whole(target, json.dumps(env, sort_keys=True, indent=1, default=str))
         except OSError:  # a full disk, say: leave nothing behind
-            tmp.unlink(missing_ok=True)
             with contextlib.suppress(OSError):
                 folder.rmdir()  # if empty
             raise

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import seaborn as sns
 
-from . import claims, stats
+from . import claims, results, stats
 
 
 def CI(values) -> tuple[float, float]:
@@ -130,10 +130,10 @@ FIGURES = {
 
 def save(figure, path) -> None:
     """Write a PNG atomically: a reader never sees half a file."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png")
-    plt.close(figure)
-    tmp.replace(path)
+    try:
+        results.write_whole(path, lambda tmp: figure.savefig(tmp, dpi=110, bbox_inches="tight", format="png"))
+    finally:
+        plt.close(figure)
 
 
 def draw(runs: pd.DataFrame, tables: dict) -> dict:

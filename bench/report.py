@@ -3,7 +3,6 @@ results directory, written as RESULTS_DIR/report.md and PNG files beside it. It 
 tables (bench.results.load_tables); nothing is run."""
 import argparse
 import inspect
-import os
 import sys
 from pathlib import Path
 
@@ -188,9 +187,7 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "## Machines and software", markdown(machines(every)),
     ]
     path = results_dir / "report.md"
-    tmp = path.with_name(f".report.md.{os.getpid()}.tmp")
-    tmp.write_text("\n\n".join(sections) + "\n")
-    tmp.replace(path)
+    results.write_whole(path, "\n\n".join(sections) + "\n")
     return path, verdicts, list(drawn)
 
 

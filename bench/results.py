@@ -97,6 +97,23 @@ def _without_added(config: dict, prefix: str = "") -> dict:
 
 
 # ---- writing -------------------------------------------------------------------------------------
+def write_whole(path: Path, data: str | bytes | Callable[[Path], None]) -> None:
+    """A file written whole: into a name of this process's beside it (`data` as text or bytes, or
+    `data(name)` writes it), then renamed over `path`, so that a reader sees the old file or the new
+    one, never half of one; where the write fails, nothing is left behind."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}-{secrets.token_hex(2)}.tmp")
+    try:
+        if callable(data):
+            data(tmp)
+        elif isinstance(data, bytes):
+            tmp.write_bytes(data)
+        else:
+            tmp.write_text(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)  # gone already where the rename succeeded
+
+
 def _hidden(root: Path) -> Path:
     """A name in root that no other process, here or on another machine, picks: .tmp-PID-RANDOM-HOST."""
     return root / f".tmp-{os.getpid()}-{secrets.token_hex(4)}-{socket.gethostname()}"

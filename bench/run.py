@@ -6,21 +6,24 @@ import functools
 import importlib.resources
 import itertools
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import NoReturn
 
 import hydra
 import pandas as pd
 import torch
-from hydra import compose, initialize_config_dir
-from hydra._internal.utils import get_args_parser
+from hydra import compose
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
+from hydra.core.utils import JobStatus
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.errors import InstantiationException
+from hydra.experimental.callback import Callback
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
@@ -412,26 +415,17 @@ def jobs(overrides: list[str], multirun: bool, config_name: str = "config") -> t
     return [list(job) for job in itertools.product(*values.values())], exact
 
 
-def preflight(argv: list[str]) -> list[tuple[str, str]]:
-    """Compose and check every job of the command line; returns the sweep's (results_dir, run_id), none
-    where a tuning sweeper picks its jobs as it goes."""
-    args = get_args_parser().parse_args(argv)
-    if args.help or args.hydra_help or args.cfg or args.info or args.shell_completion:
-        return []  # Hydra's own informational modes
-    overrides, name = list(args.overrides), args.config_name or "config"
-    if args.config_dir:  # a user's own configs beside ours (Hydra's --config-dir), as the app will search them
-        folder = Path(args.config_dir).resolve()
-        if not folder.is_dir():
-            raise ValueError(f"--config-dir {args.config_dir} is not a folder; allowed: a folder of YAML configs")
-        overrides.insert(0, f"hydra.searchpath=[file://{folder}]")
-    with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3", job_name="rnnbench"):
-        runs, refusing = [], set()
-        checked, exact = jobs(overrides, args.multirun, name)
-        for job in checked:
-            cfg = compose(name, overrides=job)
-            runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
-            if cfg.on_code_change == "refuse" and not cfg.rerun:
-                refusing.add(runs[-1])
+def check(config: DictConfig, multirun: bool) -> list[tuple[str, str]]:
+    """Compose and check every job of the command line that made `config` (Hydra's composed
+    config, before the first job); returns the sweep's (results_dir, run_id), none where a tuning
+    sweeper picks its jobs as it goes."""
+    runs, refusing = [], set()
+    checked, exact = jobs(list(config.hydra.overrides.task), multirun, config.hydra.job.config_name)
+    for job in checked:
+        cfg = compose(config.hydra.job.config_name, overrides=job)
+        runs.append((str(Path(cfg.results_dir).resolve()), plan(cfg).run_id))
+        if cfg.on_code_change == "refuse" and not cfg.rerun:
+            refusing.add(runs[-1])
     check_code(refusing)
     for results_dir in dict.fromkeys(d for d, _ in runs):
         try:
@@ -440,6 +434,54 @@ def preflight(argv: list[str]) -> list[tuple[str, str]]:
             raise ValueError(f"results_dir={results_dir} cannot be written ({e.strerror or e}); "
                              f"allowed: a folder this user can create and write to") from None
     return runs if exact else []
+
+
+class Lifecycle(Callback):
+    """Hydra's callbacks (conf/config.yaml, hydra.callbacks), in the process that launches a run or
+    a sweep: every job checked before the first starts, the sweep's progress kept in its folder
+    (bench.sweep), and at its end, the summary, the compaction and the exit status. A check that
+    fails exits (Hydra turns a callback's exception into a warning and goes on)."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        sweep.start(None, _checked(config, multirun=False))
+
+    def on_run_end(self, config: DictConfig, **kwargs) -> None:
+        _end(None)
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        sweep.start(config.hydra.sweep.dir, _checked(config, multirun=True))
+
+    def on_job_end(self, config: DictConfig, job_return, **kwargs) -> None:
+        if HydraConfig.get().mode.name == "MULTIRUN" and job_return.status == JobStatus.COMPLETED:
+            cfg = job_return.cfg  # in the job's own process, wherever it ran
+            sweep.job_ended(HydraConfig.get().runtime.output_dir, cfg.results_dir, plan(cfg).run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs) -> None:
+        _end(config.hydra.sweep.dir)
+
+
+def _checked(config: DictConfig, multirun: bool) -> list[tuple[str, str]]:
+    try:
+        return check(config, multirun)
+    except Exception as e:  # noqa: BLE001: every config error ends as one line, before any run
+        refuse(e)
+
+
+def refuse(e: Exception) -> NoReturn:
+    """A bad command line: one line on stderr naming what was wrong, exit status 2."""
+    print(f"rnnbench: error: {one_line(e)}", file=sys.stderr)
+    sys.exit(2)
+
+
+def _end(folder: str | None) -> None:
+    """The end of a run or a sweep: exit status 1 where a planned run has no record."""
+    planned = len(sweep.planned())
+    missing = sweep.finish(folder)
+    if missing:
+        ids = ", ".join(rid for _, rid in missing[:10]) + (", ..." if len(missing) > 10 else "")
+        print(f"rnnbench: error: {len(missing)} of {planned} runs are not recorded (the lines above say why): {ids}",
+              file=sys.stderr)
+        sys.exit(1)
 
 
 def by_other_code(codes: pd.Series) -> pd.Series:
@@ -472,25 +514,19 @@ def one_line(e: BaseException) -> str:
     line = " ".join(line.strip() for line in text.splitlines() if line.strip())
     if "LexerNoViableAltException" in line:  # Hydra's grammar takes unquoted values in ASCII only
         line += " (a value with spaces or characters outside ASCII is quoted: 'key=\"value\"')"
+    if "config directory" in line and "not found" in line:  # Hydra's for a --config-dir that is not there
+        line += "; allowed: a folder of YAML configs"
     return line
 
 
 def main() -> None:
-    try:
-        runs = preflight(sys.argv[1:])
-    except Exception as e:  # noqa: BLE001: every config error ends here, as one line
-        print(f"rnnbench: error: {one_line(e)}", file=sys.stderr)
-        sys.exit(2)
-    sweep.set_plan(runs)
+    """The rnnbench command: the Hydra app, with an error before the first job (a bad override, a
+    config that does not compose, a check that fails) as one line on stderr and exit status 2."""
+    os.environ["HYDRA_FULL_ERROR"] = "1"  # Hydra raises its errors rather than printing them with hints
     try:
         app()
-    finally:
-        missing = sweep.finish()
-    if missing:
-        ids = ", ".join(rid for _, rid in missing[:10]) + (", ..." if len(missing) > 10 else "")
-        print(f"rnnbench: error: {len(missing)} of {len(set(runs))} runs are not recorded (the lines above say why): {ids}",
-              file=sys.stderr)
-        sys.exit(1)
+    except Exception as e:  # noqa: BLE001: Hydra's own (a config that does not compose), before any run
+        refuse(e)
 
 
 if __name__ == "__main__":

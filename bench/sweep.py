@@ -1,41 +1,48 @@
 """Sweep-level bookkeeping, all counted from the results on disk: which runs a sweep planned,
-how many of them are recorded (printed after each job, whatever the launcher), and a summary
-table once the sweep ends. The plan lives in the sweep's own folder (hydra.sweep.dir, under
-results_dir), written by a Hydra callback when the sweep starts, so that every job reads it,
-in the launching process, a joblib worker or a cluster node alike."""
+how many of them are recorded (printed after each job, whatever the launcher), and, once the sweep
+ends, a summary table and its runs' records compacted. Its state lives in the sweep's own folder
+(hydra.sweep.dir, under results_dir): the plan, written when the sweep starts, and one file per job
+naming the run it made, so that every job and the end of the sweep read them, in the launching
+process, a joblib worker or a cluster node alike. bench.run.Lifecycle calls these from Hydra's
+callbacks."""
 import json
-import os
 import sys
 from pathlib import Path
 
 import pandas as pd
 from hydra.core.hydra_config import HydraConfig
-from hydra.experimental.callback import Callback
 
 from . import claims, results
 
 PLAN = "plan.json"  # the sweep's [results_dir, run_id] pairs, in its folder
-_planned: list[tuple[str, str]] = []  # the launching process's plan (run.main checked every job)
+RAN = "run.json"    # a job's [results_dir, run_id], in the job's folder (hydra.sweep.subdir)
+_planned: list[tuple[str, str]] = []  # the launching process's plan (checked before the first job)
 
 
-def set_plan(runs: list[tuple[str, str]]) -> None:
-    """The sweep's distinct runs (two jobs whose configs resolve alike are one run), as checked
-    before it starts; none where a tuning sweeper picks the jobs as it goes."""
+def _write(path: Path, value) -> None:
+    """`value` as JSON at path, written whole."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    results.write_whole(path, json.dumps(value))
+
+
+def start(folder: str | None, runs: list[tuple[str, str]]) -> None:
+    """A sweep starts: its distinct runs (two jobs whose configs resolve alike are one run), as
+    checked, into its folder; none where a tuning sweeper picks the jobs as it goes."""
     _planned[:] = dict.fromkeys(tuple(r) for r in runs)
+    if folder is not None and _planned:
+        _write(Path(folder) / PLAN, _planned)
 
 
-class WritePlan(Callback):
-    """Hydra's callback (conf/config.yaml, hydra.callbacks): at the start of a sweep, the plan
-    into the sweep's folder, written whole (a temporary name, then renamed)."""
+def job_ended(job_folder: str, results_dir: str, rid: str) -> None:
+    """A job of a sweep ended: the run it made (or skipped) into its folder, for the sweep's end."""
+    _write(Path(job_folder) / RAN, [str(Path(results_dir).resolve()), rid])
 
-    def on_multirun_start(self, config, **kwargs) -> None:
-        if not _planned:
-            return
-        folder = Path(config.hydra.sweep.dir)
-        folder.mkdir(parents=True, exist_ok=True)
-        tmp = folder / f".{PLAN}.{os.getpid()}.tmp"
-        tmp.write_text(json.dumps(_planned))
-        tmp.replace(folder / PLAN)
+
+def _ran(folder: str | None) -> list[tuple[str, str]]:
+    """The runs the sweep's jobs made, as their files in the sweep's folder name them."""
+    if folder is None or not Path(folder).is_dir():
+        return []
+    return [tuple(json.loads(f.read_text())) for f in sorted(Path(folder).glob(f"*/{RAN}"))]
 
 
 def planned() -> list[tuple[str, str]]:
@@ -70,11 +77,11 @@ def progress_line() -> str | None:
     return f"rnnbench: sweep progress: {done}/{len(runs)} runs recorded"
 
 
-def summary_table() -> pd.DataFrame:
+def summary_table(runs: list[tuple[str, str]]) -> pd.DataFrame:
     """One row per cell x task x length of the sweep (and the cell's flags, where the runs of one
     named cell differ in them, as a case's overrides make them): runs by status, the final test metric's
     mean and standard deviation over seeds, how many solved, and the median steps to solve."""
-    rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(planned()).items()
+    rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(runs).items()
             for runs in [results.load_tables(results_dir, ("runs",))["runs"]]]
     rows = [r for r in rows if not r.empty]
     if not rows:
@@ -95,24 +102,26 @@ def summary_table() -> pd.DataFrame:
     return table.reset_index()
 
 
-def finish() -> list[tuple[str, str]]:
-    """Print the summary of a sweep, compact its runs into one record per results directory,
-    forget the plan, and return the planned runs that no record holds (their jobs said why)."""
-    runs = planned()
+def finish(folder: str | None) -> list[tuple[str, str]]:
+    """The sweep in `folder` (None: a single run) ended: print the summary of its runs (those
+    planned, and those a tuning sweeper's jobs made), compact them into one record per results
+    directory, forget the plan, and return the planned runs that no record holds (their jobs said why)."""
+    runs = list(dict.fromkeys(planned() + _ran(folder)))
     try:
-        table = summary_table() if len(runs) > 1 else pd.DataFrame()
+        table = summary_table(runs) if len(runs) > 1 else pd.DataFrame()
         if not table.empty:
             print("\nrnnbench: sweep summary (final test metric over seeds)")
             print(table.to_string(index=False, float_format=lambda v: f"{v:.4g}"))
             for results_dir, rids in by_folder(runs).items():
                 try:
-                    folder = results.compact(results_dir, rids)
+                    merged = results.compact(results_dir, rids)
                 except Exception as e:  # noqa: BLE001 (a full disk, say: the runs' own records stay)
                     print(f"rnnbench: warning: the sweep's records in {results_dir} stay apart: merging them "
                           f"failed: {results.reason(e)}", file=sys.stderr)
                     continue
-                if folder is not None:
-                    print(f"rnnbench: the sweep's tables are compacted into {folder}")
-        return [(d, rid) for d, rids in by_folder(runs).items() for rid in sorted(set(rids) - results.recorded(d, rids))]
+                if merged is not None:
+                    print(f"rnnbench: the sweep's tables are compacted into {merged}")
+        return [(d, rid) for d, rids in by_folder(planned()).items()
+                for rid in sorted(set(rids) - results.recorded(d, rids))]
     finally:
         _planned.clear()

@@ -60,6 +60,9 @@ def test_parallel_launchers_land_in_the_same_tables(tmp_path, launcher):
     assert sorted(r[1] for r in json.loads(plan.read_text())) == sorted(runs.run_id)
     logs = done.stdout + "".join(f.read_text() for f in plan.parent.glob("**/*_log.out"))  # submitit's jobs log there
     assert "sweep progress: 4/4 runs recorded" in logs
+    # each job named its run in its own folder; the sweep's end (Hydra's on_multirun_end) compacted them
+    assert sorted(json.loads(f.read_text())[1] for f in plan.parent.glob("*/run.json")) == sorted(runs.run_id)
+    assert [f.name[:6] for f in (tmp_path / "runs").iterdir() if not f.name.startswith(".")] == ["sweep-"]
 
 
 @pytest.mark.slow
@@ -75,6 +78,9 @@ def test_a_tuning_sweeper_draws_learning_rates_and_maximises_the_validation_scor
     assert len(runs) == 4 and lrs.between(0.001, 0.1).all() and lrs.nunique() == 4 and (runs.status == "ok").all()
     best = re.search(r"Best value: (\S+)", done.stdout + done.stderr)
     assert best and float(best.group(1)) == pytest.approx(runs.valid_score.max())  # the objective: validation
+    # no plan (the sweeper picks its trials as it goes), yet its trials are summarised and compacted at its end
+    assert "sweep summary" in done.stdout and "compacted into" in done.stdout
+    assert [f.name[:6] for f in (tmp_path / "runs").iterdir() if not f.name.startswith(".")] == ["sweep-"]
     # the report's selection reads the study's trials as grid points: one cell, four trials
     from bench import selection, claims
     trials = selection.trials(claims.annotate(runs))

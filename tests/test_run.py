@@ -483,7 +483,7 @@ BAD = [
     (["task=adding_varlen", "mode=throughput"], "task=adding_varlen packs its examples", "mode=train"),
     (["task=adding_varlen", "task.spread=-1"], "spread=-1", "from 0 to 10"),
     (["logger.kind=wandb"], "logger.kind='wandb' is not valid", "none | tensorboard"),
-    (["--config-dir=/no/such/folder"], "--config-dir /no/such/folder is not a folder", "a folder of YAML configs"),
+    (["--config-dir=/no/such/folder"], "config directory '/no/such/folder' not found", "a folder of YAML configs"),
 ]
 
 

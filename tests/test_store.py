@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from hydra import compose, initialize_config_dir
 
 from bench import report, results, run
 from bench.results import load_tables
@@ -415,10 +416,10 @@ def test_values_that_cannot_run_are_refused_with_one_line(cli, args, problem):
 
 def test_the_memory_estimate_names_the_need_and_the_limit():
     """(The experiments at their full sizes pass it: test_experiments plans every job.)"""
-    with run.initialize_config_dir(config_dir=str(run.CONF_DIR), version_base="1.3"):
+    with initialize_config_dir(config_dir=str(run.CONF_DIR), version_base="1.3"):
         with pytest.raises(ValueError, match=r"needs at least [\d,.]+ GiB of memory \(a training or evaluation step: "
                                              r"[\d,.]+ GiB\), more than the [\d,.]+ GiB of backend.device=cpu"):
-            run.plan(run.compose("config", overrides=["task.seq_len=100000000"]))
+            run.plan(compose("config", overrides=["task.seq_len=100000000"]))
 
 
 def test_a_setting_added_later_keeps_older_records_counting(tmp_path):
