@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats as sp
 
+from . import tasks
+
 LEVEL = 0.95  # confidence level of every two-sided interval
 ALPHA = (1 - LEVEL) / 2  # each one-sided test, the interval's ends: 0.025
 MIN_PAIRS = 3  # fewer seeds than this decide nothing: an interval of one pair is a point
@@ -35,10 +37,10 @@ PAIR_KEYS = ["task", "seq_len", "seed", "requested_hidden_size", "num_layers", "
 
 def skill(runs: pd.DataFrame) -> pd.Series:
     """Each run's final test metric on one bounded scale, for display: 0 at the task's chance
-    baseline, 1 perfect (1 - mse / chance for mse; (accuracy - chance) / (1 - chance) otherwise).
+    baseline, 1 perfect (1 - value / chance for mse and nll; (accuracy - chance) / (1 - chance) otherwise).
     Runs are compared on their score (tasks.SCALES), which does not stop at 1."""
     value, chance = runs.final_value.astype(float), runs.chance.astype(float)
-    score = np.where(runs.metric == "mse", 1 - value / chance, (value - chance) / (1 - chance))
+    score = np.where(runs.metric.isin(tasks.LOWER_IS_BETTER), 1 - value / chance, (value - chance) / (1 - chance))
     return by_status(pd.Series(score, index=runs.index), runs.status)
 
 

@@ -8,8 +8,11 @@ Model outputs, by `Task.target`:
     'last'        class logits from the last step, (B, C)       loss cross-entropy
     'sequence'    class logits at every step, (T, B, C)         loss cross-entropy over the steps;
                   accuracy over the `score` positions, seq_accuracy when all of them are right
-Runs are compared on each task's score (`Task.scale`, SCALES): decades of loss below chance, or
-for counting how far beyond its training range a cell counts right; accuracy is reported beside it.
+    'frames'      a logit per key at every step, (T, B, K)      loss: the negative log-likelihood of
+                  the next frame under independent Bernoulli outputs (nats per step), frame_accuracy
+Runs are compared on each task's score (`Task.scale`, SCALES): decades of loss below chance, nats
+per step below chance for music, or for counting how far beyond its training range a cell counts
+right; accuracy is reported beside it.
 """
 import dataclasses
 import math
@@ -26,7 +29,8 @@ VERSION = "2"  # of every generator here; recorded with each run. Bump it when o
 @dataclass(frozen=True)
 class Batch:
     x: torch.Tensor  # (T, B, I) float
-    y: torch.Tensor  # (B,) float for regression, (B,) long for 'last', (T, B) long for 'sequence'
+    y: torch.Tensor  # (B,) float for regression, (B,) long for 'last', (T, B) long for 'sequence',
+    #                  (T, B, K) float 0/1 for 'frames'
     score: torch.Tensor | None = None  # (T, B) bool: where a 'sequence' task's accuracy is measured
     mask: torch.Tensor | None = None  # (T, B) bool: the steps that count in the loss (None: all)
     group: torch.Tensor | None = None  # (B,) long: an example's size (counting's n), for longest_right
@@ -50,7 +54,12 @@ SCALES = {
     "log_loss": Scale("log_loss", "decades of test loss below chance, log10(chance loss / loss)", math.log10(2)),
     # counting: how far the cell counts beyond its training range, in training ranges
     "longest_right": Scale("longest_right", "n counted right beyond training, in units of n_max", 0.1),
+    # music: the test set's likelihood per step gained over chance, as a log ratio; the margin is a
+    # likelihood ratio of e^0.1, about 1.1, per step. (A ratio of losses would crowd the cells:
+    # chance is about 1.5 times a trained cell's loss here, not decades above it.)
+    "nats": Scale("nats", "nats per time step of test negative log-likelihood below chance", 0.1),
 }
+LOWER_IS_BETTER = ("mse", "nll")  # metrics; every other one is better higher
 
 
 def score(task: "Task", metrics: dict) -> float | None:
@@ -58,6 +67,8 @@ def score(task: "Task", metrics: dict) -> float | None:
     if task.scale == "longest_right":
         value, chance = metrics.get("longest_right"), task.chance["longest_right"]
         return None if value is None else (value - chance) / chance
+    if task.scale == "nats":
+        return None if metrics.get("nll") is None else task.chance["nll"] - metrics["nll"]
     loss = metrics.get("loss")
     return None if loss is None else math.log10(task.chance["loss"] / max(loss, LOSS_FLOOR))
 
@@ -66,7 +77,7 @@ def best_score(task: "Task") -> float:
     """The highest score the task's scale can give: the loss at LOSS_FLOOR; every n tested right."""
     if task.scale == "longest_right":
         return score(task, {"longest_right": task.test_n_max})
-    return score(task, {"loss": 0.0})
+    return score(task, {"loss": 0.0, "nll": 0.0})
 
 
 class Splits(NamedTuple):
@@ -81,10 +92,10 @@ class Task:
     seq_len: int  # the length parameter T (copy's input has T + 20 steps)
     input_size: int
     output_size: int  # 1 for regression, else the number of classes
-    target: str  # 'regression' | 'last' | 'sequence'
-    metric: str  # the primary test metric: 'mse' | 'accuracy' | 'seq_accuracy'
+    target: str  # 'regression' | 'last' | 'sequence' | 'frames'
+    metric: str  # the primary test metric: 'mse' | 'accuracy' | 'seq_accuracy' | 'nll'
     chance: dict  # metric -> value of the baseline predictor (see each factory)
-    solved: float | None  # threshold on `metric` (<= for mse, >= otherwise); None: never "solved"
+    solved: float | None  # threshold on `metric` (<= for LOWER_IS_BETTER, >= otherwise); None: never "solved"
     splits: Callable[[int, int], Splits]  # (seed, n_eval: examples in validation and in test) -> Splits
     steps: int | None = None  # input steps of the longest example, training or test (None: seq_len)
     test_examples: int | None = None  # the fixed sets' size (None: n_eval, as splits is asked)
@@ -96,7 +107,7 @@ class Task:
     def is_solved(self, value: float) -> bool:
         if self.solved is None:
             return False
-        return value <= self.solved if self.metric == "mse" else value >= self.solved
+        return value <= self.solved if self.metric in LOWER_IS_BETTER else value >= self.solved
 
 
 def generators(seed: int) -> tuple[torch.Generator, torch.Generator, torch.Generator]:
@@ -128,6 +139,10 @@ def losses(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         return (out - batch.y) ** 2
     if task.target == "last":
         return F.cross_entropy(out, batch.y, reduction="none")
+    if task.target == "frames":  # -log p(frame) under independent Bernoulli keys: the sum over keys
+        nll = F.binary_cross_entropy_with_logits(out, batch.y, reduction="none").sum(-1)  # (T, B)
+        mask = batch.mask.to(nll.dtype)
+        return (nll * mask).sum(0) / mask.sum(0)
     ce = F.cross_entropy(out.flatten(0, 1), batch.y.flatten(), reduction="none").view_as(batch.y)  # (T, B)
     mask = torch.ones_like(ce) if batch.mask is None else batch.mask.to(ce.dtype)
     return (ce * mask).sum(0) / mask.sum(0)
@@ -135,7 +150,10 @@ def losses(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
 
 @torch.no_grad()
 def scores(task: Task, out: torch.Tensor, batch: Batch) -> dict[str, float]:
-    """The test metrics of a batch: loss, and mse or accuracy (and seq_accuracy)."""
+    """The test metrics of a batch: loss, and mse or accuracy (and seq_accuracy), or for 'frames'
+    nll and frame_accuracy."""
+    if task.target == "frames":
+        return frame_scores(out, batch)
     result = {"loss": losses(task, out, batch).mean().item()}
     if task.target == "regression":
         result["mse"] = result["loss"]
@@ -148,6 +166,18 @@ def scores(task: Task, out: torch.Tensor, batch: Batch) -> dict[str, float]:
         if batch.group is not None:
             result["longest_right"] = longest_right(right.all(0), batch.group)
     return result
+
+
+def frame_scores(out: torch.Tensor, batch: Batch) -> dict[str, float]:
+    """nll: the negative log-likelihood of the batch's frames per time step, pooled over every
+    real step of every piece (a longer piece weighs more, as Boulanger-Lewandowski et al. 2012
+    average), in nats; loss, the same; frame_accuracy: Bay et al. (2009)'s TP / (TP + FP + FN)
+    over those steps, a key predicted on where its probability exceeds 1/2."""
+    mask = batch.mask.unsqueeze(-1)  # (T, B, 1)
+    nll = (F.binary_cross_entropy_with_logits(out, batch.y, reduction="none") * mask).sum() / batch.mask.sum()
+    on, truth = (out > 0) & mask, (batch.y > 0.5) & mask
+    tp, fp, fn = (on & truth).sum().item(), (on & ~truth).sum().item(), (~on & truth).sum().item()
+    return {"loss": nll.item(), "nll": nll.item(), "frame_accuracy": tp / max(tp + fp + fn, 1)}
 
 
 def longest_right(right: torch.Tensor, group: torch.Tensor) -> float:
@@ -348,3 +378,90 @@ def counting(seq_len: int = 21) -> Task:
     return Task("counting", seq_len, len(COUNT_SYMBOLS), 3, "sequence", "seq_accuracy",
                 {"seq_accuracy": 0.0, "longest_right": float(n_max)}, None, splits,
                 steps=2 * (4 * n_max) + 1, scale="longest_right", test_n_max=4 * n_max)
+
+
+def jsb(seq_len: int = 200, path: str | None = None, solved_gain: float | None = 2.0) -> Task:
+    """Bach's chorales as piano rolls (bench/music.py): music21's, or the JSB Chorales pickle at
+    `path`. Next-step prediction of the set of sounding keys: at step t the input is frame t - 1
+    (no key at t = 0) and the output a logit per key for frame t, so every frame of a piece is
+    predicted. Scored by the negative log-likelihood per step (nats) and frame accuracy. Training
+    examples are windows of up to `seq_len` steps of a chorale drawn at random (whole chorales
+    where they are shorter); validation and test score whole pieces. Chance: every key on with its
+    frequency in the training frames, whatever came before. Solved: a validation NLL `solved_gain`
+    nats per step below chance's on validation (2: the next frame e^2, about 7.4 times as likely as
+    chance makes it; None: never solved), which the steps to solve are counted against."""
+    from . import music  # imported here: only these tasks need it
+    if path is None:
+        rolls, source = music.chorales()
+        return _polyphonic("jsb", seq_len, rolls, f"{VERSION}-music21-{source}-prep{music.PREPARATION}", solved_gain)
+    rolls, digest = music.load_file(path)
+    return _polyphonic("jsb", seq_len, rolls, f"{VERSION}-file-{digest[:16]}", solved_gain)
+
+
+def piano_roll(seq_len: int = 200, path: str | None = None, solved_gain: float | None = 2.0) -> Task:
+    """Any data set in JSB Chorales' pickle format (Nottingham, MuseData, Piano-midi), at `path`;
+    everything else as jsb."""
+    if path is None:
+        raise ValueError("task piano_roll: task.path is not set; allowed: a pickle of {'train', 'valid', 'test'} "
+                         "piano rolls (Boulanger-Lewandowski's format)")
+    from . import music
+    rolls, digest = music.load_file(path)
+    return _polyphonic("piano_roll", seq_len, rolls, f"{VERSION}-file-{digest[:16]}", solved_gain)
+
+
+def _polyphonic(name: str, seq_len: int, rolls: dict, version: str, solved_gain: float | None) -> Task:
+    """A next-frame task over piano rolls {'train', 'valid', 'test'}: lists of (L, K) bool arrays."""
+    check_length(name, seq_len, 2)
+    if solved_gain is not None and (isinstance(solved_gain, bool) or not isinstance(solved_gain, (int, float))
+                                    or not 0 < solved_gain < math.inf):
+        raise ValueError(f"task {name}: solved_gain={solved_gain!r} is not valid; allowed: a positive number "
+                         "(nats per step below chance) or null (never solved)")
+    pieces = {s: [torch.from_numpy(r).float() for r in rolls[s]] for s in rolls}
+    keys = pieces["train"][0].shape[1]
+
+    def batch(windows: list[torch.Tensor], firsts: list[bool]) -> Batch:
+        """Windows (L_i, K) of pieces, padded to the longest; firsts: whether each starts its
+        piece (its first input is then no key; else the window's first frame only feeds step 1)."""
+        frames = [w if first else w[1:] for w, first in zip(windows, firsts)]
+        length = max(len(f) for f in frames)
+        x, y = torch.zeros(length, len(frames), keys), torch.zeros(length, len(frames), keys)
+        mask = torch.zeros(length, len(frames), dtype=torch.bool)
+        for b, (w, f, first) in enumerate(zip(windows, frames, firsts)):
+            y[:len(f), b], mask[:len(f), b] = f, True
+            x[1:len(f), b] = f[:-1]
+            if not first:
+                x[0, b] = w[0]  # the frame before the window
+        return Batch(x, y, mask=mask)
+
+    def whole(split: str) -> Batch:
+        return batch(pieces[split], [True] * len(pieces[split]))
+
+    train = pieces["train"]
+
+    def sample(n: int, g: torch.Generator) -> Batch:
+        chosen = torch.randint(0, len(train), (n,), generator=g).tolist()
+        windows, firsts = [], []
+        for i in chosen:
+            piece = train[i]
+            start = int(torch.randint(0, max(len(piece) - seq_len, 0) + 1, (), generator=g))
+            windows.append(piece[max(start - 1, 0):start + seq_len])  # with the frame before, where there is one
+            firsts.append(start == 0)
+        return batch(windows, firsts)
+
+    def splits(seed: int, n_eval: int) -> Splits:
+        train_g, _, _ = generators(seed)
+        return Splits(lambda n: sample(n, train_g), whole("valid"), whole("test"))  # whole pieces: n_eval does not apply
+
+    chance, on_valid = (chance_scores(train, whole(s)) for s in ("test", "valid"))
+    solved = None if solved_gain is None else on_valid["nll"] - solved_gain
+    longest = max(min(seq_len, max(len(r) for r in train)), *(len(r) for s in ("valid", "test") for r in pieces[s]))
+    return Task(name, seq_len, keys, keys, "frames", "nll", chance, solved, splits, steps=longest,
+                test_examples=len(pieces["test"]), scale="nats", version=version)
+
+
+def chance_scores(train: list[torch.Tensor], batch: Batch) -> dict[str, float]:
+    """frame_scores of the predictor that turns each key on with its frequency in the training
+    frames (add-one smoothed: a key never played there is not impossible), whatever came before."""
+    frames = torch.cat(train)
+    p = (frames.sum(0) + 1) / (len(frames) + 2)
+    return frame_scores(torch.logit(p).expand_as(batch.y), batch)

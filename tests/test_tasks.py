@@ -1,6 +1,8 @@
 """Every task: shapes, pure seeding, fixed validation and test sets per seed, its structure, and
 its chance baseline measured on the baseline predictor against the stated value."""
+import functools
 import math
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -9,6 +11,10 @@ from hydra.utils import instantiate
 from omegaconf import OmegaConf
 
 from bench import tasks
+from test_music import write
+
+MUSIC = {"jsb", "piano_roll"}  # read from a file of pieces here (test_music tests music21's chorales)
+FIXED_SETS = {"counting", *MUSIC}  # validation and test sets the same for every seed
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 TASK_NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -18,8 +24,13 @@ def make(name, **overrides):
     return instantiate(OmegaConf.merge(OmegaConf.load(CONF / f"{name}.yaml"), overrides))
 
 
+@functools.cache
+def pieces() -> str:
+    return str(write(Path(tempfile.mkdtemp()) / "pieces.pickle"))
+
+
 def short(name):
-    return make(name, **({} if name == "digits" else {"seq_len": 30}))
+    return make(name, **({} if name == "digits" else {"seq_len": 30}), **({"path": pieces()} if name in MUSIC else {}))
 
 
 def test_every_task_of_the_mission_has_a_yaml():
@@ -37,6 +48,8 @@ def test_shapes_and_types(name):
             assert batch.y.shape == (B,) and batch.y.is_floating_point()
         elif task.target == "last":
             assert batch.y.shape == (B,) and batch.y.max() < task.output_size
+        elif task.target == "frames":
+            assert batch.y.shape == (T, B, task.output_size) and batch.mask.shape == (T, B)
         else:
             assert batch.y.shape == batch.score.shape == (T, B) and batch.y.max() < task.output_size
     assert sample(8).x.shape[1] == 8
@@ -52,7 +65,7 @@ def test_same_seed_same_data_and_fixed_sets_independent_of_training_draws(name):
     for u, v in zip(a + [valid1, test1], b + [valid2, test2]):
         assert torch.equal(u.x, v.x) and torch.equal(u.y, v.y)
     *_, test_other_seed = task.splits(4, 40)
-    if name != "counting":  # counting's sets are every longer n, the same for every seed
+    if name not in FIXED_SETS:  # counting's sets are every longer n; music's split is by piece
         assert not torch.equal(test1.x, test_other_seed.x)
         assert not torch.equal(valid1.x, test1.x)  # validation is a stream of its own
     assert not torch.equal(a[0].x, a[1].x)  # the training stream moves on
@@ -172,7 +185,7 @@ def test_counting_structure_and_chance():
     assert tasks.score(task, tasks.scores(task, perfect, test)) == tasks.best_score(task) == 3.0
 
 
-@pytest.mark.parametrize("name", [n for n in TASK_NAMES if n != "counting"])
+@pytest.mark.parametrize("name", [n for n in TASK_NAMES if n not in FIXED_SETS])
 def test_log_loss_score_is_zero_at_the_chance_loss_and_one_per_decade_below(name):
     task = short(name)
     assert task.scale == "log_loss"
