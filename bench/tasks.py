@@ -465,3 +465,53 @@ def chance_scores(train: list[torch.Tensor], batch: Batch) -> dict[str, float]:
     frames = torch.cat(train)
     p = (frames.sum(0) + 1) / (len(frames) + 2)
     return frame_scores(torch.logit(p).expand_as(batch.y), batch)
+
+
+def mnist1d(seq_len: int = 40, shuffle: bool = False, valid_fraction: float = 0.2) -> Task:
+    """MNIST-1D (Greydanus 2020; the mnist1d package, Apache-2.0, generates it in about two
+    seconds, nothing downloads): 10 one-dimensional digit templates, padded, translated, sheared,
+    scaled and noised into 40 numbers, read one per step; the class is read at the last step. The
+    package's defaults and seed: 4,000 training and 1,000 test sequences, the same on every
+    machine; `shuffle=true` is its fixed permutation of the 40 steps, where order no longer helps.
+    Each seed holds out its own validation split, `valid_fraction` of the training sequences; the
+    test set is the package's, the same for every seed. Chance: 10 classes of near-equal size,
+    accuracy 0.1 and cross-entropy ln 10. No solved threshold: reported."""
+    if seq_len != 40:
+        raise ValueError(f"task mnist1d: seq_len={seq_len!r} is not valid; allowed: 40 (the package's sequence length)")
+    if not isinstance(shuffle, bool):
+        raise ValueError(f"task mnist1d: shuffle={shuffle!r} is not valid; allowed: true | false")
+    try:
+        from mnist1d.data import get_dataset_args, make_dataset
+    except ImportError:
+        raise ValueError("task mnist1d needs the mnist1d package; allowed: pip install mnist1d") from None
+    import importlib.metadata
+    import random
+
+    import numpy as np
+
+    args = get_dataset_args()
+    args.shuffle_seq = shuffle
+    states = random.getstate(), np.random.get_state()  # make_dataset seeds both generators globally
+    try:
+        data = make_dataset(args)
+    finally:
+        random.setstate(states[0])
+        np.random.set_state(states[1])
+    x, y = torch.tensor(data["x"], dtype=torch.float32), torch.tensor(data["y"], dtype=torch.long)
+    test = Batch(torch.tensor(data["x_test"], dtype=torch.float32).T.unsqueeze(-1),
+                 torch.tensor(data["y_test"], dtype=torch.long))
+    n_valid = round(valid_fraction * len(y))
+
+    def as_batch(rows):
+        return Batch(x[rows].T.unsqueeze(-1), y[rows])  # x (40, B, 1)
+
+    def splits(seed: int, n_eval: int) -> Splits:
+        train_g, valid_g, _ = generators(seed)
+        order = torch.randperm(len(y), generator=valid_g)
+        valid_rows, train_rows = order[:n_valid], order[n_valid:]
+        sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
+        return Splits(sample, as_batch(valid_rows), test)  # fixed sets whole: n_eval does not apply
+
+    chance = {"accuracy": 0.1, "loss": math.log(10)}
+    return Task("mnist1d", 40, 1, 10, "last", "accuracy", chance, None, splits, test_examples=len(test.y),
+                version=f"{VERSION}-mnist1d-{importlib.metadata.version('mnist1d')}")

@@ -186,7 +186,7 @@ def test_the_model_reads_each_example_of_a_padded_batch_up_to_its_own_end(name, 
 
 @pytest.mark.parametrize("task", TASK_NAMES)
 def test_every_task_yaml_trains(tmp_path, task):
-    extra = ["task.seq_len=64"] if task == "digits" else []
+    extra = {"digits": ["task.seq_len=64"], "mnist1d": ["task.seq_len=40"]}.get(task, [])
     if task in ("jsb", "piano_roll"):  # from a small file of pieces (test_music reads music21's chorales)
         from test_music import write
         extra = [f"task.path={write(tmp_path / 'pieces.pickle')}"]

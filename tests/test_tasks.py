@@ -14,7 +14,7 @@ from bench import tasks
 from test_music import write
 
 MUSIC = {"jsb", "piano_roll"}  # read from a file of pieces here (test_music tests music21's chorales)
-FIXED_SETS = {"counting", *MUSIC}  # validation and test sets the same for every seed
+FIXED_SETS = {"counting", "mnist1d", *MUSIC}  # a test set the same for every seed
 
 CONF = Path(__file__).resolve().parents[1] / "conf" / "task"
 TASK_NAMES = sorted(p.stem for p in CONF.glob("*.yaml"))
@@ -30,7 +30,7 @@ def pieces() -> str:
 
 
 def short(name):
-    return make(name, **({} if name == "digits" else {"seq_len": 30}), **({"path": pieces()} if name in MUSIC else {}))
+    return make(name, **({} if name in ("digits", "mnist1d") else {"seq_len": 30}), **({"path": pieces()} if name in MUSIC else {}))
 
 
 def test_every_task_of_the_mission_has_a_yaml():
@@ -161,6 +161,33 @@ def test_digits_structure_and_chance(permute):
     assert torch.equal(plain.y, test.y)
     assert torch.equal(plain.x.sort(0).values, test.x.sort(0).values)  # same pixels, maybe reordered
     assert torch.equal(plain.x, test.x) != permute
+
+
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_mnist1d_structure_and_chance(shuffle):
+    import random
+
+    import numpy as np
+    random.seed(7)
+    np.random.seed(7)
+    expected = random.random(), np.random.rand()
+    random.seed(7)
+    np.random.seed(7)
+    task = make("mnist1d", shuffle=shuffle)
+    assert (random.random(), np.random.rand()) == expected  # the package seeds them: left as they were
+    sample, valid, test = task.splits(0, 0)
+    assert test.x.shape == (40, 1000, 1) and valid.x.shape == (40, 800, 1) and task.test_examples == 1000
+    seqs = lambda b: {tuple(col.tolist()) for col in b.x[:, :, 0].T}  # noqa: E731
+    trained = seqs(sample(8000))
+    assert not seqs(valid) & trained and not seqs(test) & trained  # validation and test are never trained on
+    acc = max(tasks.scores(task, torch.eye(10)[c].expand(1000, 10), test)["accuracy"] for c in range(10))
+    assert abs(acc - task.chance["accuracy"]) < 0.02  # the majority class of near-equal classes
+    _, valid_other, test_other = task.splits(1, 0)
+    assert torch.equal(test.x, test_other.x) and not torch.equal(valid.y, valid_other.y)
+    assert torch.equal(test.x, make("mnist1d", shuffle=shuffle).splits(0, 0).test.x)  # the same data every time
+    plain = make("mnist1d", shuffle=False).splits(0, 0).test
+    assert torch.equal(plain.y, test.y) and torch.equal(plain.x, test.x) != shuffle
+    assert "mnist1d-" in task.version
 
 
 def test_counting_structure_and_chance():
