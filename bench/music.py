@@ -85,16 +85,25 @@ def chorales() -> tuple[dict[str, list[np.ndarray]], str]:
     except ImportError:
         raise ValueError("task=jsb needs the music21 package (Bach's chorales ship inside it); allowed: "
                          "pip install -e '.[music]', or task.path= a JSB Chorales pickle") from None
-    path = cache_dir() / f"jsb-music21-{music21.__version__}-prep{PREPARATION}.npz"
+    path = cached(music21.__version__)
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        rolls = prepare()
-        buffer = io.BytesIO()
-        np.savez_compressed(buffer, **{f"{s}_{i:03d}": r for s in SPLITS for i, r in enumerate(rolls[s])})
-        results.write_whole(path, buffer.getvalue())  # whole: jobs started together may prepare it at once
+        store(path, prepare())
     with np.load(path) as stored:
         rolls = {s: [stored[k] for k in sorted(stored.files) if k.startswith(f"{s}_")] for s in SPLITS}
     return rolls, music21.__version__
+
+
+def cached(version: str) -> Path:
+    """The cache file of the chorales as music21 `version` gives them."""
+    return cache_dir() / f"jsb-music21-{version}-prep{PREPARATION}.npz"
+
+
+def store(path: Path, rolls: dict[str, list[np.ndarray]]) -> None:
+    """Rolls per split into a cache file, written whole: jobs started together may prepare it at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{f"{s}_{i:03d}": r for s in SPLITS for i, r in enumerate(rolls[s])})
+    results.write_whole(path, buffer.getvalue())
 
 
 def prepare(names: list[str] | None = None) -> dict[str, list[np.ndarray]]:

@@ -4,6 +4,8 @@ import torch
 from hardware import accelerator
 from shrunk import cli  # noqa: F401 (the rnnbench command as a fixture, for every test module)
 
+FEW_CHORALES = ["bach/bwv269", "bach/bwv347", "bach/bwv153.1", "bach/bwv86.6", "bach/bwv267"]
+
 
 def pytest_collection_modifyitems(config, items):
     if accelerator() is None:
@@ -27,6 +29,28 @@ def _float_mode():
     flushing = native.flushes_denormals()
     yield
     native.flush_denormal(flushing)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _few_chorales(tmp_path_factory):
+    """task=jsb reads its chorales from a cache of this session holding five of them (music21
+    parses the 371 in about a minute; test_music tests that preparation on these five)."""
+    import importlib.metadata
+    import os
+
+    from bench import music
+
+    folder, before = tmp_path_factory.mktemp("cache"), os.environ.get("RNNBENCH_CACHE")
+    os.environ["RNNBENCH_CACHE"] = str(folder)  # subprocesses (launchers, the installed command) too
+    try:
+        music.store(music.cached(importlib.metadata.version("music21")), music.prepare(FEW_CHORALES))
+    except importlib.metadata.PackageNotFoundError:
+        pass  # the music extra is not installed: task=jsb is refused, and its tests skip
+    yield
+    if before is None:
+        del os.environ["RNNBENCH_CACHE"]
+    else:
+        os.environ["RNNBENCH_CACHE"] = before
 
 
 @pytest.fixture(scope="session")

@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from bench import music, tasks
+from conftest import FEW_CHORALES as FEW
 
 # three pieces per split in Boulanger-Lewandowski's format: time steps of MIDI numbers
 PIECES = {
@@ -153,7 +154,6 @@ def test_a_cell_that_reads_the_previous_frame_beats_chance(small):
     assert tasks.score(task, tasks.scores(task, readout(test.x).detach(), test)) > 0
 
 
-FEW = ["bach/bwv269", "bach/bwv347", "bach/bwv153.1", "bach/bwv86.6", "bach/bwv267"]
 
 
 def test_chorales_from_music21_transposed_to_c_at_one_step_per_quarter():
