@@ -66,6 +66,51 @@ FINDINGS = [
 ]
 
 
+@dataclass(frozen=True)
+class Published:
+    """A published table of each cell's result on one of our tasks."""
+    task: str
+    metric: str  # our metric that it reports
+    cite: str
+    cells: dict  # family -> (units, value)
+    differs: str
+
+
+PUBLISHED = [
+    Published("jsb", "nll", "Chung et al. 2014, Table 2, test (as transcribed: docs/literature.md)",
+              {"rnn": (100, 9.10), "gru": (46, 8.54), "lstm": (36, 8.67)},
+              "theirs: the published JSB Chorales (382 chorales), RMSProp with weight noise, early stopping, the "
+              "best of 10 rates; ours: music21's 347 chorales, Adam, a fixed budget, the best of a 3-rate grid "
+              "(each cell at its choice on validation), the test scored once at the end"),
+]
+
+
+def per_cell(runs: pd.DataFrame, metrics: pd.DataFrame) -> list[tuple[Published, pd.DataFrame]]:
+    """For each published table whose task the runs hold: one row per standard cell and size (the
+    chosen runs: each cell at its best trial on validation), with its parameters (cell and
+    readout), the seeds, the test metric's mean with its 95% t interval, frame accuracy where
+    recorded, and the published units and value of its family."""
+    out = []
+    for pub in PUBLISHED:
+        mine = runs[(runs.task == pub.task) & (runs.variant == "") & runs.training & runs.final_value.notna()]
+        if mine.empty:
+            continue
+        test = metrics[(metrics.split == "test") & metrics.run_id.isin(mine.run_id)]
+        extra = test.pivot_table(index="run_id", columns="metric", values="value")
+        mine = mine.join(extra.drop(columns=[c for c in extra if c in mine]), on="run_id")
+        rows = []
+        for (family, size), g in mine.groupby(["family", "hidden_size"]):
+            units, value = pub.cells.get(family, (None, None))
+            est = stats.mean_diff(g.final_value.astype(float), g.seed)
+            rows.append({"cell": family, "hidden_size": size, "param_match": g["config.param_match"].iloc[0] or "-",
+                         "parameters": int(g.n_params.iloc[0] + g.n_params_readout.iloc[0]), "seeds": g.seed.nunique(),
+                         f"test {pub.metric}": f"{est.mean:.3f} [{est.lo:.3f}, {est.hi:.3f}]",
+                         **({"frame_accuracy": g.frame_accuracy.mean()} if "frame_accuracy" in g else {}),
+                         "published units": units, f"published {pub.metric}": value})
+        out.append((pub, pd.DataFrame(rows)))
+    return out
+
+
 def beside(verdicts) -> pd.DataFrame:
     """One row per part a finding speaks to: claim, part, our verdict, the published result and
     its citation, whether we agree ('yes', 'no', or 'undecided' where our part is), and, where we

@@ -171,6 +171,8 @@ def write(results_dir: Path, strict: bool = False) -> tuple[Path, list[claims.Ve
         "run agrees (`bench/literature.py`; citations with their tables in `docs/literature.md`, which also lists "
         "what is still to be checked). Parts not listed have no published result here.",
         markdown(lit) if len(lit) else "No part of these results has a published counterpart here.",
+        *[f"{pub.task}, each cell beside {pub.cite} (what differs: {pub.differs}):\n\n{markdown(table)}"
+          for pub, table in literature.per_cell(runs, tables["metrics"])],
         "## Tuning", selection.summary(trials),
         *([markdown(selection.wide(trials))] if trials.trials.gt(1).any() else []),
         "## Figures",

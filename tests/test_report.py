@@ -504,3 +504,20 @@ def test_throughput_figure_shows_time_over_the_yardstick_where_runs_have_one(ref
     fig = figures.throughput(claims.annotate(t["runs"]), t)
     assert {ax.get_ylabel() for ax in fig.axes if ax.get_ylabel()} == {label}
     plt.close(fig)
+
+
+def test_each_cell_on_jsb_stands_beside_the_published_table():
+    from bench import literature
+
+    runs = pd.DataFrame({
+        "run_id": ["a", "b", "c", "d", "e"], "task": ["jsb"] * 4 + ["adding"], "variant": "", "training": True,
+        "family": ["gru", "gru", "lstm", "lstm", "gru"], "hidden_size": 36, "config.param_match": None,
+        "n_params": 100, "n_params_readout": 10, "seed": [0, 1, 0, 1, 0], "final_value": [9.0, 9.2, 8.8, 8.6, 0.1]})
+    metrics = pd.DataFrame({"run_id": ["a", "b", "c", "d"], "split": "test", "metric": "frame_accuracy",
+                            "value": [0.2, 0.4, 0.5, 0.7], "step": 10})
+    ((pub, table),) = literature.per_cell(runs, metrics)
+    assert pub.task == "jsb" and table.cell.tolist() == ["gru", "lstm"]
+    gru = table.set_index("cell").loc["gru"]
+    assert gru.parameters == 110 and gru.seeds == 2 and gru.frame_accuracy == pytest.approx(0.3)
+    assert gru["test nll"].startswith("9.100 [") and gru["published nll"] == 8.54 and gru["published units"] == 46
+    assert literature.per_cell(runs[runs.task == "adding"], metrics) == []  # no published table for it
