@@ -326,20 +326,29 @@ def digits(seq_len: int = 64, permute: bool = False, test_fraction: float = 0.2)
         pixels = pixels[:, torch.randperm(64, generator=torch.Generator().manual_seed(0))]
 
     n_held = round(test_fraction * len(labels))
+    chance = {"accuracy": 0.1, "loss": math.log(10)}
+    return Task("digits", 64, 1, 10, "last", "accuracy", chance, None, held_out(pixels, labels, n_held),
+                test_examples=n_held)
 
+
+def held_out(x: torch.Tensor, y: torch.Tensor, n_valid: int, test: Batch | None = None):
+    """splits() of a data set of sequences x (N, T), one value per step, and classes y (N,): each
+    seed holds out its own n_valid of them for validation (and as many for test, unless the data
+    set brings its own `test`) and draws training examples from the rest, with replacement. The
+    held-out sets are whole: n_eval does not apply."""
     def as_batch(rows):
-        return Batch(pixels[rows].T.unsqueeze(-1), labels[rows])  # x (64, B, 1)
+        return Batch(x[rows].T.unsqueeze(-1), y[rows])  # x (T, B, 1)
 
     def splits(seed: int, n_eval: int) -> Splits:
-        train_g, _, test_g = generators(seed)
-        order = torch.randperm(len(labels), generator=test_g)
-        test_rows, valid_rows, train_rows = order[:n_held], order[n_held:2 * n_held], order[2 * n_held:]
+        train_g, _, held_g = generators(seed)
+        order = torch.randperm(len(y), generator=held_g)
+        if test is None:
+            test_rows, order = order[:n_valid], order[n_valid:]
+        valid_rows, train_rows = order[:n_valid], order[n_valid:]
         sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
-        return Splits(sample, as_batch(valid_rows), as_batch(test_rows))  # held-out splits whole: n_eval does not apply
+        return Splits(sample, as_batch(valid_rows), as_batch(test_rows) if test is None else test)
 
-    chance = {"accuracy": 0.1, "loss": math.log(10)}
-    return Task("digits", 64, 1, 10, "last", "accuracy", chance, None, splits,
-                test_examples=n_held)
+    return splits
 
 
 COUNT_SYMBOLS = "Sab" + "E"  # start, a, b, end; targets are the next symbol: a, b or E
@@ -500,18 +509,7 @@ def mnist1d(seq_len: int = 40, shuffle: bool = False, valid_fraction: float = 0.
     x, y = torch.tensor(data["x"], dtype=torch.float32), torch.tensor(data["y"], dtype=torch.long)
     test = Batch(torch.tensor(data["x_test"], dtype=torch.float32).T.unsqueeze(-1),
                  torch.tensor(data["y_test"], dtype=torch.long))
-    n_valid = round(valid_fraction * len(y))
-
-    def as_batch(rows):
-        return Batch(x[rows].T.unsqueeze(-1), y[rows])  # x (40, B, 1)
-
-    def splits(seed: int, n_eval: int) -> Splits:
-        train_g, valid_g, _ = generators(seed)
-        order = torch.randperm(len(y), generator=valid_g)
-        valid_rows, train_rows = order[:n_valid], order[n_valid:]
-        sample = lambda n: as_batch(train_rows[torch.randint(0, len(train_rows), (n,), generator=train_g)])  # noqa: E731
-        return Splits(sample, as_batch(valid_rows), test)  # fixed sets whole: n_eval does not apply
-
     chance = {"accuracy": 0.1, "loss": math.log(10)}
-    return Task("mnist1d", 40, 1, 10, "last", "accuracy", chance, None, splits, test_examples=len(test.y),
+    return Task("mnist1d", 40, 1, 10, "last", "accuracy", chance, None,
+                held_out(x, y, round(valid_fraction * len(y)), test), test_examples=len(test.y),
                 version=f"{VERSION}-mnist1d-{importlib.metadata.version('mnist1d')}")
