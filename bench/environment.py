@@ -24,7 +24,7 @@ FOLDER = ".environments"  # hidden: results.load_tables reads records, not this
 # The code that computes a run's numbers: the cells, and the tasks, training, probes, timing and
 # backends that run them. Not the CLI, the records' bookkeeping or the report (they compute no run).
 COMPUTES = {"cells": ("*.py", "*.cpp", "*.h"),
-            "bench": ("tasks.py", "train.py", "probes.py", "measure.py", "backends.py", "flushing.py")}
+            "bench": ("tasks.py", "music.py", "train.py", "probes.py", "measure.py", "backends.py", "flushing.py")}
 
 
 @functools.cache

@@ -7,8 +7,8 @@ that sounds at that step. Pieces come from
   the music21 package): each transposed to C major or C minor and sampled once per quarter note,
   as Boulanger-Lewandowski et al. (2012) made JSB Chorales from the same chorales; split by
   chorale into training, validation and test, 60/20/20, the same split for every seed. Parsing
-  takes about a minute, so the prepared rolls are cached on first use (`cache_dir()`), keyed by
-  music21's version and PREPARATION;
+  is slow (docs/tasks-and-results.md), so the prepared rolls are cached on first use
+  (`cache_dir()`), keyed by music21's version and PREPARATION;
 - or a file in Boulanger-Lewandowski's format: a pickle of {'train', 'valid', 'test'}, each a
   list of pieces, a piece a list of time steps, a step the MIDI numbers (21-108) that sound.
 """
@@ -79,7 +79,7 @@ def load_file(path) -> tuple[dict[str, list[np.ndarray]], str]:
 
 def chorales() -> tuple[dict[str, list[np.ndarray]], str]:
     """Bach's chorales from music21, per split, and music21's version. Read from the cache where
-    it holds them, else prepared (about a minute) and cached."""
+    it holds them, else prepared (slow: docs/tasks-and-results.md) and cached."""
     try:
         import music21
     except ImportError:
