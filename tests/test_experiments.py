@@ -119,7 +119,7 @@ def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
                 choices = compose("config", overrides=overrides, return_hydra_config=True).hydra.runtime.choices
                 assert run.execute(compose("config", overrides=overrides), dict(choices)) == "ok"
     runs = claims.annotate(load_tables(tmp_path)["runs"])
-    assert runs.groupby("seed").size().to_dict() == {0: 117 + 8, 1: 39 + 8}  # 39 cases x 3 rates; 4 timed x 2 sizes
+    assert runs.groupby("seed").size().to_dict() == {0: 129 + 8, 1: 43 + 8}  # 43 cases x 3 rates; 4 timed x 2 sizes
     path, verdicts, _ = report.write(tmp_path)
     assert [v.id for v in verdicts] == [f"S{i}" for i in range(1, 8)] and all(len(v.parts) for v in verdicts)
     keys = {k for v in verdicts for k in v.parts.key}
@@ -127,4 +127,6 @@ def test_claims_full_shrunk_runs_its_three_steps_through_the_report(tmp_path):
         assert f"equal H, adding: gru - {lstm}" in keys
     assert "adding: lstm_peephole - lstm_peephole without forget_gate" in keys
     assert "counting: cifg lstm_peephole - lstm_peephole" in keys
+    assert {"equal H, jsb: gru - lstm", "equal params, jsb: gru - lstm"} <= keys  # Chung et al.'s, on real data
     assert "## The literature beside each verdict" in path.read_text()
+    assert "jsb, each cell beside Chung et al. 2014" in path.read_text()
