@@ -77,11 +77,12 @@ def progress_line() -> str | None:
     return f"rnnbench: sweep progress: {done}/{len(runs)} runs recorded"
 
 
-def summary_table(runs: list[tuple[str, str]]) -> pd.DataFrame:
-    """One row per cell x task x length of the sweep (and the cell's flags, where the runs of one
-    named cell differ in them, as a case's overrides make them): runs by status, the final test metric's
-    mean and standard deviation over seeds, how many solved, and the median steps to solve."""
-    rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(runs).items()
+def summary_table(ids: list[tuple[str, str]]) -> pd.DataFrame:
+    """One row per cell x task x length of the sweep's runs `ids` (and the cell's flags, where the
+    runs of one named cell differ in them, as a case's overrides make them): runs by status, the
+    final test metric's mean and standard deviation over seeds, how many solved, and the median
+    steps to solve."""
+    rows = [runs[runs.run_id.isin(rids)] for results_dir, rids in by_folder(ids).items()
             for runs in [results.load_tables(results_dir, ("runs",))["runs"]]]
     rows = [r for r in rows if not r.empty]
     if not rows:
