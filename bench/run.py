@@ -143,7 +143,7 @@ def plan(cfg: DictConfig) -> Plan:
     if cell.bidirectional and cfg.mode == "throughput":
         raise ValueError("cell.bidirectional=true is not valid with mode=throughput (it times one direction against "
                          "torch's one-direction LSTM); allowed: false")
-    if cell.bidirectional and cfg.mode == "train" and task.target in ("sequence", "frames"):
+    if cell.bidirectional and cfg.mode == "train" and task.target in tasks.PER_STEP:
         raise ValueError(f"cell.bidirectional=true would let task={task.name}'s output at each step read the steps "
                          "after it; allowed: false here, true for tasks that predict from the whole sequence "
                          "(adding, temporal_order, digits)")

@@ -15,6 +15,7 @@ per step below chance for music, or for counting how far beyond its training ran
 right; accuracy is reported beside it.
 """
 import dataclasses
+import functools
 import math
 from dataclasses import dataclass
 from typing import Callable, NamedTuple
@@ -60,6 +61,7 @@ SCALES = {
     "nats": Scale("nats", "nats per time step of test negative log-likelihood below chance", 0.1),
 }
 LOWER_IS_BETTER = ("mse", "nll")  # metrics; every other one is better higher
+PER_STEP = ("sequence", "frames")  # targets with an output at every step, read from the steps before it
 
 
 def score(task: "Task", metrics: dict) -> float | None:
@@ -139,9 +141,8 @@ def losses(task: Task, out: torch.Tensor, batch: Batch) -> torch.Tensor:
         return (out - batch.y) ** 2
     if task.target == "last":
         return F.cross_entropy(out, batch.y, reduction="none")
-    if task.target == "frames":  # -log p(frame) under independent Bernoulli keys: the sum over keys
-        nll = F.binary_cross_entropy_with_logits(out, batch.y, reduction="none").sum(-1)  # (T, B)
-        mask = batch.mask.to(nll.dtype)
+    if task.target == "frames":
+        nll, mask = frame_nll(out, batch.y), batch.mask.to(out.dtype)  # (T, B)
         return (nll * mask).sum(0) / mask.sum(0)
     ce = F.cross_entropy(out.flatten(0, 1), batch.y.flatten(), reduction="none").view_as(batch.y)  # (T, B)
     mask = torch.ones_like(ce) if batch.mask is None else batch.mask.to(ce.dtype)
@@ -168,13 +169,18 @@ def scores(task: Task, out: torch.Tensor, batch: Batch) -> dict[str, float]:
     return result
 
 
+def frame_nll(out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """-log p(frame) (T, B) of frames y (T, B, K) under independent Bernoulli keys with logits out."""
+    return F.binary_cross_entropy_with_logits(out, y, reduction="none").sum(-1)
+
+
 def frame_scores(out: torch.Tensor, batch: Batch) -> dict[str, float]:
     """nll: the negative log-likelihood of the batch's frames per time step, pooled over every
     real step of every piece (a longer piece weighs more, as Boulanger-Lewandowski et al. 2012
     average), in nats; loss, the same; frame_accuracy: Bay et al. (2009)'s TP / (TP + FP + FN)
     over those steps, a key predicted on where its probability exceeds 1/2."""
+    nll = (frame_nll(out, batch.y) * batch.mask).sum() / batch.mask.sum()
     mask = batch.mask.unsqueeze(-1)  # (T, B, 1)
-    nll = (F.binary_cross_entropy_with_logits(out, batch.y, reduction="none") * mask).sum() / batch.mask.sum()
     on, truth = (out > 0) & mask, (batch.y > 0.5) & mask
     tp, fp, fn = (on & truth).sum().item(), (on & ~truth).sum().item(), (~on & truth).sum().item()
     return {"loss": nll.item(), "nll": nll.item(), "frame_accuracy": tp / max(tp + fp + fn, 1)}
@@ -477,8 +483,8 @@ def chance_scores(train: list[torch.Tensor], batch: Batch) -> dict[str, float]:
 
 
 def mnist1d(seq_len: int = 40, shuffle: bool = False, valid_fraction: float = 0.2) -> Task:
-    """MNIST-1D (Greydanus 2020; the mnist1d package, Apache-2.0, generates it in about two
-    seconds, nothing downloads): 10 one-dimensional digit templates, padded, translated, sheared,
+    """MNIST-1D (Greydanus 2020; the mnist1d package, Apache-2.0, generates it: nothing
+    downloads): 10 one-dimensional digit templates, padded, translated, sheared,
     scaled and noised into 40 numbers, read one per step; the class is read at the last step. The
     package's defaults and seed: 4,000 training and 1,000 test sequences, the same on every
     machine; `shuffle=true` is its fixed permutation of the 40 steps, where order no longer helps.
@@ -490,26 +496,36 @@ def mnist1d(seq_len: int = 40, shuffle: bool = False, valid_fraction: float = 0.
     if not isinstance(shuffle, bool):
         raise ValueError(f"task mnist1d: shuffle={shuffle!r} is not valid; allowed: true | false")
     try:
-        from mnist1d.data import get_dataset_args, make_dataset
+        import mnist1d  # noqa: F401
     except ImportError:
         raise ValueError("task mnist1d needs the mnist1d package; allowed: pip install mnist1d") from None
     import importlib.metadata
+
+    x, y, x_test, y_test = _mnist1d_arrays(shuffle)
+    test = Batch(x_test.T.unsqueeze(-1), y_test)
+    chance = {"accuracy": 0.1, "loss": math.log(10)}
+    return Task("mnist1d", 40, 1, 10, "last", "accuracy", chance, None,
+                held_out(x, y, round(valid_fraction * len(y)), test), test_examples=len(test.y),
+                version=f"{VERSION}-mnist1d-{importlib.metadata.version('mnist1d')}")
+
+
+@functools.cache
+def _mnist1d_arrays(shuffle: bool) -> tuple[torch.Tensor, ...]:
+    """The package's data set: x (4000, 40), y (4000,), x_test (1000, 40), y_test (1000,).
+    Generated once per process (a sweep's check builds every job's task, and each job its own),
+    with Python's and numpy's global generators put back as they were: the package seeds both."""
     import random
 
     import numpy as np
+    from mnist1d.data import get_dataset_args, make_dataset
 
     args = get_dataset_args()
     args.shuffle_seq = shuffle
-    states = random.getstate(), np.random.get_state()  # make_dataset seeds both generators globally
+    states = random.getstate(), np.random.get_state()
     try:
         data = make_dataset(args)
     finally:
         random.setstate(states[0])
         np.random.set_state(states[1])
-    x, y = torch.tensor(data["x"], dtype=torch.float32), torch.tensor(data["y"], dtype=torch.long)
-    test = Batch(torch.tensor(data["x_test"], dtype=torch.float32).T.unsqueeze(-1),
-                 torch.tensor(data["y_test"], dtype=torch.long))
-    chance = {"accuracy": 0.1, "loss": math.log(10)}
-    return Task("mnist1d", 40, 1, 10, "last", "accuracy", chance, None,
-                held_out(x, y, round(valid_fraction * len(y)), test), test_examples=len(test.y),
-                version=f"{VERSION}-mnist1d-{importlib.metadata.version('mnist1d')}")
+    return (torch.tensor(data["x"], dtype=torch.float32), torch.tensor(data["y"], dtype=torch.long),
+            torch.tensor(data["x_test"], dtype=torch.float32), torch.tensor(data["y_test"], dtype=torch.long))

@@ -37,7 +37,7 @@ class Model(nn.Module):
             _, state = self.cell(pack_padded_sequence(x, lengths.cpu(), enforce_sorted=False))
             h = state[0] if isinstance(state, tuple) else state  # (L·D, B, H): the last layer's are the last D
             last = torch.cat(list(h[-2:] if self.cell.bidirectional else h[-1:]), -1)
-        elif self.target in ("sequence", "frames"):
+        elif self.target in tasks.PER_STEP:
             return self.readout(self.cell(x)[0])  # (T, B, C)
         else:
             out, _ = self.cell(x)  # (T, B, D·H)
